@@ -1,0 +1,62 @@
+# carbon-biomes: two commands do all the set-up.
+#   make demo   build .venv, generate the synthetic sample data, run the demo recipe
+#   make test   build .venv, run the test suite
+# Everything lands inside this checkout: .venv/, sample_data/, esmvaltool_config/, esmvaltool_output/.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        := .venv
+VENV_PY     := $(VENV)/bin/python
+STAMP       := $(VENV)/.carbon-biomes-installed
+SAMPLE_DIR  := $(CURDIR)/sample_data
+CONFIG_DIR  := $(CURDIR)/esmvaltool_config
+OUTPUT_DIR  := $(CURDIR)/esmvaltool_output
+DEMO_RECIPE := recipes/recipe_carbon_biomes_demo.yml
+PYTEST_ARGS ?=
+
+.PHONY: help env demo sample-data test test-fast lint bench clean distclean
+
+help:
+	@echo "make demo       set up .venv, generate sample data, run $(DEMO_RECIPE)"
+	@echo "make test       set up .venv and run the full test suite (incl. an esmvaltool run)"
+	@echo "make test-fast  tests without the end-to-end esmvaltool run and slow network training"
+	@echo "make lint       ruff"
+	@echo "make bench      detection benchmarks (box regression, adaptive cut)"
+	@echo "make clean      remove outputs; make distclean also removes .venv and sample data"
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml tools/setup_env.sh tools/find_python.sh tools/esmpy_stub/esmpy/__init__.py
+	@bash tools/setup_env.sh $(VENV)
+	@touch $(STAMP)
+
+sample-data: $(SAMPLE_DIR)/.complete
+
+$(SAMPLE_DIR)/.complete: $(STAMP)
+	@echo "Generating synthetic CMIP6-like sample data in $(SAMPLE_DIR) (once; a few minutes)"
+	@rm -rf $(SAMPLE_DIR)
+	$(VENV)/bin/carbon-biomes sample-data --out $(SAMPLE_DIR)
+	@touch $@
+
+demo: $(STAMP) sample-data
+	$(VENV_PY) tools/run_demo.py --recipe $(DEMO_RECIPE) --data $(SAMPLE_DIR) \
+	    --config-dir $(CONFIG_DIR) --output-dir $(OUTPUT_DIR)
+
+test: $(STAMP)
+	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(VENV_PY) -m pytest -m "not esmvaltool and not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src diag_scripts tests benchmarks tools
+
+bench: $(STAMP)
+	$(VENV_PY) benchmarks/bench_detection.py
+
+clean:
+	rm -rf $(OUTPUT_DIR) $(CONFIG_DIR) .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV) $(SAMPLE_DIR)

@@ -1,0 +1,301 @@
+"""Load one dataset's preprocessed fields, check them and convert to the analysis units.
+
+The analysis works in the paper's units (METHOD.md §1): fCO2 in µatm (CMIP ``spco2`` is in Pa;
+1 µatm = 0.101325 Pa), SST in degC, DIC and alkalinity in mmol m-3 (CMIP: mol m-3). Cubes stay
+lazy; :meth:`DatasetFields.month` realizes one month at a time, so that multi-decade
+high-resolution fields are streamed, never loaded whole.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import iris
+import iris.cube
+import numpy as np
+
+from carbon_biomes.diagnostic import DiagnosticError
+
+__all__ = [
+    "ANALYSIS_UNITS",
+    "DRIVERS",
+    "DatasetFields",
+    "FieldMonth",
+    "load_dataset_fields",
+    "month_label",
+]
+
+logger = logging.getLogger(__name__)
+
+#: CMIP short name -> (analysis name, analysis unit, long description).
+ANALYSIS_UNITS: dict[str, tuple[str, str, str]] = {
+    "spco2": ("fco2", "uatm", "surface CO2 fugacity (taken as spco2; fCO2 ≈ pCO2 within 0.3 %)"),
+    "spco2nat": ("fco2", "uatm", "natural surface CO2 fugacity (spco2nat)"),
+    "tos": ("sst", "degC", "sea surface temperature"),
+    "dissicos": ("dic", "mmol m-3", "surface dissolved inorganic carbon"),
+    "dissicnatos": ("dic", "mmol m-3", "natural surface dissolved inorganic carbon"),
+    "talkos": ("alk", "mmol m-3", "surface total alkalinity"),
+    "sos": ("sss", "0.001", "sea surface salinity"),
+    "mlotst": ("mld", "m", "mixed-layer depth"),
+    "siconc": ("ice", "%", "sea-ice area fraction"),
+}
+
+#: The regression drivers in their conventional order.
+DRIVERS: tuple[str, ...] = ("sst", "dic", "alk")
+
+
+def month_label(time_point: Any) -> str:
+    """Return ``YYYY-MM`` for a datetime or cftime object."""
+    return f"{time_point.year:04d}-{time_point.month:02d}"
+
+
+@dataclass(frozen=True)
+class FieldMonth:
+    """One month of one dataset, in analysis units, as masked arrays on the native grid."""
+
+    label: str
+    fields: dict[str, np.ma.MaskedArray]
+
+    def __getitem__(self, name: str) -> np.ma.MaskedArray:
+        """Return the field of one analysis variable (``fco2``, ``sst``, ...)."""
+        return self.fields[name]
+
+
+@dataclass
+class DatasetFields:
+    """The preprocessed fields of one dataset, lazy, on a common native grid.
+
+    Attributes
+    ----------
+    dataset
+        Dataset name (e.g. ``SYNTH-ESM-A``).
+    cubes
+        Analysis name (``fco2``, ``sst``, ``dic``, ``alk``, optional ``sss``, ``mld``, ``ice``)
+        -> lazy cube with time as first dimension, converted to the analysis unit.
+    files
+        Analysis name -> preprocessed file it came from.
+    latitude, longitude
+        Cell-centre coordinates: 1-D (regular grid) or 2-D (curvilinear), degrees.
+    area
+        Cell area in m2 on the native grid (from ``areacello``), or ``None`` when not given.
+    months
+        ``YYYY-MM`` of every time step.
+    """
+
+    dataset: str
+    cubes: dict[str, iris.cube.Cube]
+    files: dict[str, str]
+    latitude: np.ndarray
+    longitude: np.ndarray
+    area: np.ndarray | None
+    months: list[str] = field(default_factory=list)
+    area_file: str | None = None
+
+    @property
+    def template(self) -> iris.cube.Cube:
+        """One time step of the SST cube, as a template for native-grid outputs."""
+        return self.cubes["sst"][0]
+
+    @property
+    def ancestors(self) -> list[str]:
+        """All input files."""
+        files = list(self.files.values())
+        if self.area_file:
+            files.append(self.area_file)
+        return sorted(set(files))
+
+    def month_index(self, month: str) -> int:
+        """Return the time index of a ``YYYY-MM`` month.
+
+        Raises
+        ------
+        DiagnosticError
+            When the dataset has no such month.
+        """
+        try:
+            return self.months.index(month)
+        except ValueError:
+            raise DiagnosticError(
+                f"{self.dataset}: month {month} is not in the data, which cover "
+                f"{self.months[0]} to {self.months[-1]}"
+            ) from None
+
+    def month(self, index: int, names: Iterable[str] | None = None) -> FieldMonth:
+        """Realize one month of the requested variables (all by default)."""
+        names = list(self.cubes) if names is None else list(names)
+        fields = {}
+        for name in names:
+            data = self.cubes[name][index].data
+            fields[name] = np.ma.masked_invalid(np.ma.asarray(data, dtype=np.float64))
+        return FieldMonth(label=self.months[index], fields=fields)
+
+
+def _single(
+    dataset: str, metadata: Sequence[Mapping[str, Any]], short_name: str
+) -> Mapping[str, Any] | None:
+    items = [item for item in metadata if item.get("short_name") == short_name]
+    if len(items) > 1:
+        files = ", ".join(str(item["filename"]) for item in items)
+        raise DiagnosticError(
+            f"{dataset}: more than one preprocessed file for variable {short_name}: {files}"
+        )
+    return items[0] if items else None
+
+
+def _horizontal_coords(cube: iris.cube.Cube) -> tuple[np.ndarray, np.ndarray]:
+    lat = cube.coord("latitude").points
+    lon = cube.coord("longitude").points
+    return np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+
+
+def _horizontal_shape(cube: iris.cube.Cube, has_time: bool) -> tuple[int, ...]:
+    return tuple(cube.shape[1:] if has_time else cube.shape)
+
+
+def load_dataset_fields(
+    dataset: str,
+    metadata: Sequence[Mapping[str, Any]],
+    *,
+    carbon: Mapping[str, str] | None = None,
+    optional: Sequence[str] = ("sos", "mlotst", "siconc"),
+) -> DatasetFields:
+    """Load, check and convert one dataset's preprocessed fields.
+
+    Parameters
+    ----------
+    dataset
+        The dataset name, used in every error message.
+    metadata
+        The dataset's entries of ``cfg["input_data"]`` (one per preprocessed file).
+    carbon
+        CMIP short names of the target and DIC, default
+        ``{"fco2": "spco2", "dic": "dissicos"}``; the natural-carbon option is
+        ``{"fco2": "spco2nat", "dic": "dissicnatos"}``.
+    optional
+        Further variables loaded when present (salinity, mixed layer, sea ice).
+
+    Returns
+    -------
+    DatasetFields
+
+    Raises
+    ------
+    DiagnosticError
+        When a required variable is missing, a unit cannot be converted, or the variables' grids
+        or time axes disagree; the message names the dataset and the variables.
+    """
+    carbon = dict(carbon or {"fco2": "spco2", "dic": "dissicos"})
+    required = [carbon["fco2"], "tos", carbon["dic"], "talkos"]
+    wanted = required + [name for name in optional if name not in required]
+    cubes: dict[str, iris.cube.Cube] = {}
+    files: dict[str, str] = {}
+    for short_name in wanted:
+        item = _single(dataset, metadata, short_name)
+        if item is None:
+            if short_name in required:
+                found = sorted({str(entry.get("short_name")) for entry in metadata})
+                raise DiagnosticError(
+                    f"{dataset}: required variable {short_name} is missing from the recipe's "
+                    f"input (found: {', '.join(found) or 'nothing'})"
+                )
+            continue
+        name, unit, _ = ANALYSIS_UNITS[short_name]
+        cube = iris.load_cube(item["filename"])
+        if not cube.coords("time") or cube.coord_dims("time") != (0,):
+            raise DiagnosticError(
+                f"{dataset}: variable {short_name} in {item['filename']} has no leading time "
+                "dimension"
+            )
+        try:
+            cube.convert_units(unit)
+        except ValueError as exc:
+            raise DiagnosticError(
+                f"{dataset}: variable {short_name} has units '{cube.units}', which cannot be "
+                f"converted to '{unit}'"
+            ) from exc
+        cubes[name] = cube
+        files[name] = str(item["filename"])
+
+    reference_name = "sst"
+    reference = cubes[reference_name]
+    shape = _horizontal_shape(reference, has_time=True)
+    lat, lon = _horizontal_coords(reference)
+    times = reference.coord("time")
+    for name, cube in cubes.items():
+        if name == reference_name:
+            continue
+        other_shape = _horizontal_shape(cube, has_time=True)
+        short = _short_name_of(name, carbon)
+        if other_shape != shape:
+            raise DiagnosticError(
+                f"{dataset}: the grids of tos {shape} and {short} {other_shape} disagree; all "
+                "variables must be on the same native grid (regrid them in the recipe's "
+                "preprocessor)"
+            )
+        other_lat, other_lon = _horizontal_coords(cube)
+        if other_lat.shape != lat.shape or not (
+            np.allclose(other_lat, lat, atol=1e-4) and np.allclose(other_lon % 360, lon % 360, atol=1e-4)
+        ):
+            raise DiagnosticError(
+                f"{dataset}: the latitude/longitude of tos and {short} disagree; all variables "
+                "must be on the same native grid"
+            )
+        other_times = cube.coord("time")
+        if len(other_times.points) != len(times.points) or not np.array_equal(
+            other_times.units.num2date(other_times.points).astype(str),
+            times.units.num2date(times.points).astype(str),
+        ):
+            raise DiagnosticError(
+                f"{dataset}: the time axes of tos ({len(times.points)} steps) and {short} "
+                f"({len(other_times.points)} steps) disagree; use the same timerange for all "
+                "variables"
+            )
+
+    area = None
+    area_file = None
+    area_item = _single(dataset, metadata, "areacello")
+    if area_item is not None:
+        area_cube = iris.load_cube(area_item["filename"])
+        area_cube.convert_units("m2")
+        if tuple(area_cube.shape) != shape:
+            raise DiagnosticError(
+                f"{dataset}: the grid of areacello {tuple(area_cube.shape)} disagrees with that "
+                f"of tos {shape}"
+            )
+        area = np.ma.filled(np.ma.asarray(area_cube.data, dtype=np.float64), np.nan)
+        area_file = str(area_item["filename"])
+    else:
+        logger.warning(
+            "%s: no areacello given; biome areas are estimated from the grid spacing", dataset
+        )
+
+    months = [month_label(point) for point in times.units.num2date(times.points)]
+    logger.info(
+        "%s: loaded %s on a %s grid %s, %d months (%s to %s)",
+        dataset,
+        ", ".join(_short_name_of(name, carbon) for name in cubes),
+        "curvilinear" if lat.ndim == 2 else "regular",
+        "x".join(map(str, shape)),
+        len(months),
+        months[0],
+        months[-1],
+    )
+    return DatasetFields(
+        dataset=dataset,
+        cubes=cubes,
+        files=files,
+        latitude=lat,
+        longitude=lon,
+        area=area,
+        months=months,
+        area_file=area_file,
+    )
+
+
+def _short_name_of(name: str, carbon: Mapping[str, str]) -> str:
+    lookup = {"sst": "tos", "alk": "talkos", "sss": "sos", "mld": "mlotst", "ice": "siconc"}
+    lookup.update(carbon)
+    return lookup.get(name, name)
