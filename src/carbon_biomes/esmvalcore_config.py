@@ -1,0 +1,125 @@
+"""Write an ESMValCore configuration for local CMIP6 data and run recipes with it.
+
+ESMValCore (2.15) reads its built-in defaults and then every ``*.yml`` file in
+``$ESMVALTOOL_CONFIG_DIR``; :func:`run_recipe` points that variable at a folder of our own, so
+that the user's ``~/.config/esmvaltool`` is never read or written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+__all__ = ["latest_run_dir", "run_recipe", "write_config"]
+
+logger = logging.getLogger(__name__)
+
+CMIP6_DIRNAME = "{project}/{activity}/{institute}/{dataset}/{exp}/{ensemble}/{mip}/{short_name}/{grid}/{version}"
+CMIP6_FILENAME = "{short_name}_{mip}_{dataset}_{exp}_{ensemble}_{grid}*.nc"
+
+
+def write_config(
+    config_dir: str | os.PathLike,
+    data_root: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    max_parallel_tasks: int = 2,
+    log_level: str = "info",
+) -> Path:
+    """Write ``config_dir/config.yml`` for CMIP6 data in ESGF layout under ``data_root``.
+
+    Parameters
+    ----------
+    config_dir
+        Folder to write into (created).
+    data_root
+        Root of a CMIP6 DRS tree (``CMIP6/<activity>/<institute>/...``).
+    output_dir
+        Where ESMValCore creates its run folders.
+    max_parallel_tasks
+        Tasks run at once.
+    log_level
+        Console log level.
+
+    Returns
+    -------
+    Path
+        The configuration file.
+    """
+    config_dir = Path(config_dir).absolute()
+    config_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "output_dir": str(Path(output_dir).absolute()),
+        "auxiliary_data_dir": str(config_dir / "auxiliary_data"),
+        "search_data": "quick",
+        "max_parallel_tasks": max_parallel_tasks,
+        "log_level": log_level,
+        "output_file_type": "png",
+        "remove_preproc_dir": False,
+        "projects": {
+            "CMIP6": {
+                "data": {
+                    "local": {
+                        "type": "esmvalcore.io.local.LocalDataSource",
+                        "rootpath": str(Path(data_root).absolute()),
+                        "dirname_template": CMIP6_DIRNAME,
+                        "filename_template": CMIP6_FILENAME,
+                    }
+                }
+            }
+        },
+    }
+    path = config_dir / "config.yml"
+    with path.open("w", encoding="utf-8") as file:
+        file.write("# Written by carbon-biomes; ESMValCore reads every *.yml in this folder.\n")
+        yaml.safe_dump(config, file, sort_keys=False)
+    return path
+
+
+def latest_run_dir(output_dir: str | os.PathLike, recipe: str | os.PathLike) -> Path | None:
+    """Return the newest run folder of a recipe under ``output_dir`` (``None`` if none)."""
+    stem = Path(recipe).stem
+    runs = sorted(Path(output_dir).glob(f"{stem}_[0-9]*_[0-9]*"))
+    return runs[-1] if runs else None
+
+
+def run_recipe(
+    recipe: str | os.PathLike,
+    config_dir: str | os.PathLike,
+    *,
+    repository: str | os.PathLike,
+    extra_args: list[str] | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ``esmvaltool run RECIPE`` from the repository root with our configuration only.
+
+    ESMValCore finds ``config-references.yml``, ``references/`` and ``diag_scripts/`` relative
+    to the working directory, so the repository root is the working directory.
+
+    Parameters
+    ----------
+    recipe
+        Recipe path (relative to the repository or absolute).
+    config_dir
+        Folder with the configuration (see :func:`write_config`).
+    repository
+        The carbon-biomes checkout.
+    extra_args
+        Further command-line arguments for ``esmvaltool run``.
+
+    Returns
+    -------
+    subprocess.CompletedProcess
+    """
+    esmvaltool = Path(sys.executable).with_name("esmvaltool")
+    command = [str(esmvaltool), "run", str(recipe), *(extra_args or [])]
+    env = dict(os.environ)
+    env["ESMVALTOOL_CONFIG_DIR"] = str(Path(config_dir).absolute())
+    env.setdefault("MPLBACKEND", "Agg")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logger.info("Running %s in %s", " ".join(command), repository)
+    return subprocess.run(command, cwd=repository, env=env, check=False)

@@ -1,0 +1,321 @@
+"""Build the output products of each stage: cubes, table rows and figures (nothing is saved here).
+
+The diagnostic scripts save what these functions return and record its provenance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import cf_units
+import iris
+import iris.coords
+import iris.cube
+import numpy as np
+from matplotlib.figure import Figure
+
+from carbon_biomes import plotting
+from carbon_biomes.detection import DRIVER_UNITS, DetectionResult, scan_table
+from carbon_biomes.inputs import DatasetFields
+from carbon_biomes.output import box_lattice_coords, box_lattice_cube, flag_attributes
+
+__all__ = [
+    "LABEL_FILL",
+    "TIME_UNITS",
+    "biome_map_figure",
+    "centroid_rows",
+    "dendrogram_figure",
+    "detection_metric_rows",
+    "label_cube_native",
+    "labels_on_lattice",
+    "month_time_coord",
+    "rc_bars_figure",
+    "regression_cubes",
+    "scan_figure",
+    "scan_rows",
+]
+
+#: Fill value of biome label variables.
+LABEL_FILL = -1
+TIME_UNITS = cf_units.Unit("days since 1850-01-01", calendar="standard")
+_DRIVER_LONG = {"sst": "sea surface temperature", "dic": "DIC", "alk": "alkalinity"}
+
+
+def month_time_coord(months: Sequence[str], calendar: str = "standard") -> iris.coords.DimCoord:
+    """A CF time coordinate for ``YYYY-MM`` months: mid-month points with month bounds."""
+    units = cf_units.Unit("days since 1850-01-01", calendar=calendar)
+    starts, ends = [], []
+    for month in months:
+        year, number = (int(part) for part in month.split("-"))
+        starts.append(units.date2num(dt.datetime(year, number, 1)))
+        following = dt.datetime(year + number // 12, number % 12 + 1, 1)
+        ends.append(units.date2num(following))
+    starts_a, ends_a = np.asarray(starts, float), np.asarray(ends, float)
+    return iris.coords.DimCoord(
+        0.5 * (starts_a + ends_a),
+        bounds=np.column_stack([starts_a, ends_a]),
+        standard_name="time",
+        var_name="time",
+        units=units,
+    )
+
+
+def _stack_months(cubes_per_month: Sequence[iris.cube.Cube], months: Sequence[str]) -> iris.cube.Cube:
+    """Stack (lat, lon) lattice cubes of several months into one (time, lat, lon) cube."""
+    first = cubes_per_month[0]
+    data = np.ma.stack([cube.data for cube in cubes_per_month])
+    lat, lon = box_lattice_coords(_box_size_of(first))
+    cube = iris.cube.Cube(
+        data,
+        var_name=first.var_name,
+        long_name=first.long_name,
+        standard_name=first.standard_name,
+        units=first.units,
+        attributes=dict(first.attributes.locals),
+        dim_coords_and_dims=[(month_time_coord(months), 0), (lat, 1), (lon, 2)],
+    )
+    return cube
+
+
+def _box_size_of(cube: iris.cube.Cube) -> float:
+    bounds = cube.coord("latitude").bounds[0]
+    return float(bounds[1] - bounds[0])
+
+
+def regression_cubes(result: DetectionResult) -> iris.cube.CubeList:
+    """Box regression of the reference month(s) on the box lattice: RCs, p-values, R², n, VIFs.
+
+    All fitted boxes are written; ``significant`` marks those kept for clustering.
+    """
+    per_variable: dict[str, list[iris.cube.Cube]] = {}
+    box_size = result.settings.box_size
+    for reg in result.regressions:
+        boxes = reg.all_boxes
+        specs: list[tuple[str, np.ndarray, str, str, Any]] = []
+        for d, driver in enumerate(boxes.driver_names):
+            long = _DRIVER_LONG.get(driver, driver)
+            specs += [
+                (f"rc_{driver}", boxes.slopes[:, d],
+                 f"regression coefficient of fCO2 on {long}", DRIVER_UNITS.get(driver, "1"), np.float32),
+                (f"stderr_{driver}", boxes.stderr[:, d],
+                 f"standard error of the regression coefficient on {long}", DRIVER_UNITS.get(driver, "1"), np.float32),
+                (f"pvalue_{driver}", boxes.pvalues[:, d],
+                 f"two-sided t-test p-value of the regression coefficient on {long}", "1", np.float64),
+                (f"vif_{driver}", boxes.vif[:, d], f"variance inflation factor of {long}", "1", np.float32),
+            ]  # fmt: skip
+        specs += [
+            ("intercept", boxes.intercept, "intercept of the fCO2 regression", "uatm", np.float32),
+            ("r2", boxes.r2, "coefficient of determination of the fCO2 regression", "1", np.float32),
+            ("f_pvalue", boxes.f_pvalue, "p-value of the joint F-test of the slopes", "1", np.float64),
+            ("n_cells", boxes.n, "number of native grid cells used in the box fit", "1", np.int32),
+            ("significant", reg.significant.astype(np.int8),
+             "box passes the significance filter and is clustered", "1", np.int8),
+            ("ocean_area", reg.stats.area, "ocean area of the box", "m2", np.float64),
+        ]  # fmt: skip
+        for var_name, values, long_name, units, dtype in specs:
+            cube = box_lattice_cube(
+                values, boxes.box_id, box_size, var_name=var_name, long_name=long_name,
+                units=units, dtype=dtype,
+            )  # fmt: skip
+            per_variable.setdefault(var_name, []).append(cube)
+    return iris.cube.CubeList(
+        _stack_months(cubes, result.months) for cubes in per_variable.values()
+    )
+
+
+def labels_on_lattice(
+    labels: np.ndarray, box_id: np.ndarray, box_size: float
+) -> np.ma.MaskedArray:
+    """A (n_lat_boxes, n_lon_boxes) masked grid of labels."""
+    return box_lattice_cube(
+        labels, box_id, box_size, var_name="biome", long_name="biome", units="1", dtype=np.int16
+    ).data
+
+
+def detection_label_cubes(result: DetectionResult) -> iris.cube.CubeList:
+    """Biome labels of the clustered boxes on the lattice (time = reference months)."""
+    flags = flag_attributes(result.names)
+    cubes = []
+    for m in range(len(result.months)):
+        members = result.month_of_box == m
+        cubes.append(
+            box_lattice_cube(
+                result.labels[members], result.box_id[members], result.settings.box_size,
+                var_name="biome", long_name="carbon biome detected by Ward clustering",
+                units="1", dtype=np.int16, fill_value=LABEL_FILL, attributes=flags,
+            )  # fmt: skip
+        )
+    cube = _stack_months(cubes, result.months)
+    return iris.cube.CubeList([cube])
+
+
+def label_cube_native(
+    fields: DatasetFields,
+    month_index: int,
+    label_grid: np.ma.MaskedArray,
+    cell_boxes: np.ndarray,
+    names: Mapping[int, str],
+    *,
+    long_name: str,
+) -> iris.cube.Cube:
+    """Biome labels on the dataset's native grid for one month (cells take their box's label).
+
+    Parameters
+    ----------
+    fields
+        The dataset (its SST cube gives the native grid and the month's time coordinate).
+    month_index
+        Time index of the month.
+    label_grid
+        (n_lat_boxes, n_lon_boxes) labels, masked where unclassified.
+    cell_boxes
+        Box id per native cell.
+    names
+        Biome number -> name, for the flag attributes.
+    long_name
+        Long name of the variable.
+
+    Returns
+    -------
+    iris.cube.Cube
+        The native grid (regular or curvilinear) with the month's scalar time coordinate.
+    """
+    template = fields.cubes["sst"][month_index]
+    flat = label_grid.reshape(-1)
+    ocean = ~np.ma.getmaskarray(template.core_data()) & (cell_boxes >= 0)
+    values = np.ma.masked_all(cell_boxes.shape, dtype=np.int16)
+    picked = flat[np.where(ocean, cell_boxes, 0)]
+    values[ocean] = picked[ocean]
+    cube = template.copy(data=values)
+    cube.rename("biome")
+    cube.var_name = "biome"
+    cube.long_name = long_name
+    cube.units = "1"
+    cube.attributes.clear()
+    cube.cell_methods = ()
+    cube.attributes.locals.update(flag_attributes(names))
+    return cube
+
+
+def centroid_rows(result: DetectionResult) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of the biome centroid table."""
+    drivers = list(result.regressions[0].all_boxes.driver_names)
+    header = (
+        ["dataset", "biome_number", "biome", "n_boxes", "area_km2", "mean_latitude"]
+        + [f"rc_{d} [{DRIVER_UNITS.get(d, '1')}]" for d in drivers]
+        + [f"z_{d}" for d in drivers]
+    )
+    rows = []
+    for number, entry in result.centroids().items():
+        rows.append(
+            [result.dataset, number, entry["name"], entry["n_boxes"], entry["area"] / 1e6,
+             entry["mean_lat"], *entry["rc"], *entry["z"]]
+        )  # fmt: skip
+    return header, rows
+
+
+def _selected_scan_row(result: DetectionResult) -> Mapping[str, Any] | None:
+    for row in result.scan:
+        if np.isclose(row["delta_dist"], result.thresholds[0]) and np.isclose(
+            row["delta_var"], result.thresholds[1]
+        ):
+            return row
+    return None
+
+
+def detection_metric_rows(result: DetectionResult, scores: Mapping[str, float]) -> list[list[Any]]:
+    """Long-format metric rows (dataset, biome, metric, value) of a detection."""
+    rows: list[list[Any]] = [
+        [result.dataset, "all", "n_biomes", result.n_biomes],
+        [result.dataset, "all", "n_boxes_clustered", int(result.labels.size)],
+        [result.dataset, "all", "n_boxes_fitted", sum(len(r.all_boxes) for r in result.regressions)],
+        [result.dataset, "all", "delta_dist", result.thresholds[0]],
+        [result.dataset, "all", "delta_var", result.thresholds[1]],
+    ]
+    rows += [[result.dataset, "all", f"n_boxes_dropped_{k}", v] for k, v in result.dropped.items()]
+    rows += [[result.dataset, "all", key, value] for key, value in scores.items()]
+    total_area = float(np.nansum(result.area))
+    for number, entry in result.centroids().items():
+        rows.append([result.dataset, entry["name"], "n_boxes", entry["n_boxes"]])
+        rows.append(
+            [result.dataset, entry["name"], "area_fraction",
+             entry["area"] * len(result.months) / total_area if total_area else np.nan]
+        )  # fmt: skip
+    return rows
+
+
+def scan_rows(result: DetectionResult) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of the threshold scan table."""
+    keys = [key for key in result.scan[0] if key not in ("labels",)]
+    rows = [[result.dataset, *[row[key] for key in keys]] for row in result.scan]
+    return ["dataset", *keys], rows
+
+
+def _land(fields: DatasetFields, month_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    sst = fields.cubes["sst"][month_index].core_data()
+    land = np.ma.getmaskarray(np.ma.masked_invalid(np.ma.asarray(sst)))
+    return fields.latitude, fields.longitude, land
+
+
+def biome_map_figure(
+    label_grid: np.ma.MaskedArray,
+    box_size: float,
+    names: Mapping[int, str],
+    fields: DatasetFields,
+    month_index: int,
+    title: str,
+) -> Figure:
+    """Map of biome labels on the box lattice with land from the dataset's own mask."""
+    fig = plotting.new_figure(10.0, 6.0)
+    ax = plotting.map_axes(fig)
+    plotting.plot_biome_map(
+        ax, label_grid, box_size, names, land=_land(fields, month_index), title=title
+    )
+    return fig
+
+
+def dendrogram_figure(result: DetectionResult, title: str) -> Figure:
+    """Dendrogram of the Ward linkage with the cut nodes marked and numbered."""
+    fig = plotting.new_figure(11.0, 5.5)
+    ax = fig.add_subplot(111)
+    plotting.plot_dendrogram(ax, result.linkage, result.cut_nodes, result.names, title=title)
+    ax.axhline(result.linkage[-1, 2] - result.thresholds[0], color="0.5", ls=":", lw=0.8)
+    return fig
+
+
+def rc_bars_figure(result: DetectionResult, title: str) -> Figure:
+    """Grouped bars of the mean standardized RCs of every biome."""
+    fig = plotting.new_figure(9.0, 5.0)
+    ax = fig.add_subplot(111)
+    numbers = sorted(result.names)
+    mean_z = np.vstack([result.z[result.labels == k].mean(axis=0) for k in numbers])
+    plotting.plot_rc_bars(ax, result.names, mean_z, title=title)
+    return fig
+
+
+def scan_figure(result: DetectionResult, title: str) -> Figure:
+    """Heat maps of the threshold scan: biome count and the selection scores."""
+    settings = result.settings
+    quantities = [
+        ("n_biomes", "number of biomes", "{:.0f}", "viridis"),
+        ("silhouette", "silhouette (higher is better)", "{:.2f}", "magma"),
+        ("calinski_harabasz", "Calinski-Harabasz (higher is better)", "{:.0f}", "magma"),
+        ("gmm_bic", "Gaussian-mixture BIC (lower is better)", "{:.0f}", "magma_r"),
+        ("paper_score", "paper's score (cannot select K)", "{:.0f}", "cividis"),
+    ]
+    if any(np.isfinite(row.get("stability", np.nan)) for row in result.scan):
+        quantities.append(("stability", "bootstrap stability (ARI)", "{:.2f}", "magma"))
+    fig = plotting.new_figure(15.0, 8.0)
+    axes = fig.subplots(2, 3).ravel()
+    for ax, (key, label, fmt, cmap) in zip(axes, quantities, strict=False):
+        table = scan_table(result.scan, key, settings.scan_delta_dist, settings.scan_delta_var)
+        plotting.plot_scan_heatmap(
+            ax, table, settings.scan_delta_dist, settings.scan_delta_var, label=label,
+            selected=result.thresholds, fmt=fmt, cmap=cmap,
+        )  # fmt: skip
+    for ax in axes[len(quantities):]:
+        ax.set_axis_off()
+    fig.suptitle(title, fontsize=11)
+    return fig

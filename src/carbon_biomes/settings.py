@@ -1,0 +1,198 @@
+"""Recipe settings of the diagnostic scripts: defaults, validation and documentation in one place.
+
+Each script reads its options with ``XxxSettings.from_cfg(cfg)``; unknown keys and wrong values
+fail at once with a message naming the key, before any computation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+__all__ = [
+    "PAPER_THRESHOLDS",
+    "DetectionSettings",
+    "SettingsError",
+    "parse_month",
+]
+
+#: The paper's (Δdist, Δvar) pair for January 2009 (METHOD.md §2.7).
+PAPER_THRESHOLDS: tuple[float, float] = (25.0, 0.1)
+
+#: Keys ESMValCore adds to every script's settings.
+_ESMVALCORE_KEYS = {
+    "auxiliary_data_dir", "input_files", "input_data", "log_level", "output_file_type",
+    "plot_dir", "profile_diagnostic", "recipe", "run_dir", "script", "version", "work_dir",
+    "exit_on_ncl_warning", "write_ncl_interface", "realms", "themes", "ancestors",
+}  # fmt: skip
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+class SettingsError(ValueError):
+    """A recipe setting is missing, unknown or has a wrong value."""
+
+
+def parse_month(value: Any, key: str) -> str:
+    """Return a ``YYYY-MM`` string from a recipe value (string or YAML date), or raise."""
+    text = str(value)
+    if hasattr(value, "year") and hasattr(value, "month"):
+        text = f"{value.year:04d}-{value.month:02d}"
+    match = _MONTH.match(text)
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise SettingsError(f"setting '{key}' must be a month like 2009-01, got {value!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """Shared behaviour: construction from the ESMValCore settings dictionary."""
+
+    _doc: ClassVar[str] = ""
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> _Settings:
+        """Build and validate the settings from ``cfg`` (recipe options plus ESMValCore keys)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(cfg) - names - _ESMVALCORE_KEYS)
+        if unknown:
+            raise SettingsError(
+                f"unknown setting(s) {', '.join(unknown)} for this script; known settings: "
+                f"{', '.join(sorted(names))}"
+            )
+        values = {key: cfg[key] for key in names if key in cfg and cfg[key] is not None}
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class DetectionSettings(_Settings):
+    """Options of the detection script (``detect_biomes.py``).
+
+    Attributes
+    ----------
+    reference_months
+        Months whose boxes are clustered (``YYYY-MM``); several months are pooled. Default: the
+        first January of the data (or the first month if there is no January).
+    box_size
+        Box edge in degrees (paper: 2; a 2° box holds only four cells of a 1° model, too few
+        for a fit with four parameters, so CMIP-class grids need 3-4°).
+    min_points
+        Minimum number of valid cells in a box.
+    alpha
+        Significance level of the slope tests (paper: 0.04).
+    significance_test
+        ``all_slopes`` (paper: every slope p <= alpha) or ``f_test`` (joint F-test).
+    outlier_filter
+        Cell filter thresholds: ``dic_min``, ``alk_min`` (mmol m-3), ``sst_max`` (degC),
+        ``fco2_max`` (µatm); paper values by default.
+    carbon
+        ``contemporary`` (spco2, dissicos) or ``natural`` (spco2nat, dissicnatos).
+    thresholds
+        ``auto`` (scan and select with ``selection_rule``), ``paper`` (Δdist=25, Δvar=0.1), or
+        a pair ``[delta_dist, delta_var]``.
+    scan_delta_dist, scan_delta_var
+        Grid of the threshold scan (paper grid by default).
+    selection_rule
+        Criterion of the automatic choice: ``silhouette``, ``calinski_harabasz`` or
+        ``gmm_bic``; only pairs giving ``min_biomes`` to ``max_biomes`` biomes qualify.
+    spread
+        Node spread of the adaptive cut: ``pooled_variance`` (paper) or ``wcss``.
+    stability
+        Also compute bootstrap stability in the scan (costly).
+    biome_names
+        Biome number -> name, overriding the automatic names.
+    ice_threshold
+        Mean sea-ice fraction (%) from which a biome is named ICE.
+    seed
+        Seed of every random step (silhouette subsample, bootstrap).
+    """
+
+    reference_months: tuple[str, ...] = ()
+    box_size: float = 2.0
+    min_points: int = 5
+    alpha: float = 0.04
+    significance_test: str = "all_slopes"
+    outlier_filter: Mapping[str, float] = field(
+        default_factory=lambda: {
+            "dic_min": 1500.0, "alk_min": 1700.0, "sst_max": 40.0, "fco2_max": 500.0
+        }  # fmt: skip
+    )
+    carbon: str = "contemporary"
+    thresholds: Any = "auto"
+    scan_delta_dist: tuple[float, ...] = (20.0, 25.0, 28.0, 30.0)
+    scan_delta_var: tuple[float, ...] = (0.1, 0.5, 0.8, 1.0)
+    selection_rule: str = "silhouette"
+    min_biomes: int = 4
+    max_biomes: int = 12
+    spread: str = "pooled_variance"
+    stability: bool = False
+    biome_names: Mapping[int, str] = field(default_factory=dict)
+    ice_threshold: float = 15.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Validate and normalize."""
+        set_ = object.__setattr__
+        months = self.reference_months
+        if isinstance(months, str) or hasattr(months, "year"):
+            months = (months,)
+        set_(self, "reference_months", tuple(parse_month(m, "reference_months") for m in months))
+        if not (isinstance(self.box_size, (int, float)) and self.box_size > 0):
+            raise SettingsError(f"setting 'box_size' must be a positive number, got {self.box_size!r}")
+        set_(self, "box_size", float(self.box_size))
+        if int(self.min_points) < 2:
+            raise SettingsError(f"setting 'min_points' must be at least 2, got {self.min_points}")
+        if not 0 < float(self.alpha) < 1:
+            raise SettingsError(f"setting 'alpha' must lie in (0, 1), got {self.alpha}")
+        if self.significance_test not in ("all_slopes", "f_test"):
+            raise SettingsError(
+                f"setting 'significance_test' must be all_slopes or f_test, got {self.significance_test!r}"
+            )
+        outliers = dict(DetectionSettings.__dataclass_fields__["outlier_filter"].default_factory())
+        unknown = set(self.outlier_filter) - set(outliers)
+        if unknown:
+            raise SettingsError(
+                f"unknown key(s) {sorted(unknown)} in 'outlier_filter'; known: {sorted(outliers)}"
+            )
+        outliers.update({k: float(v) for k, v in self.outlier_filter.items()})
+        set_(self, "outlier_filter", outliers)
+        if self.carbon not in ("contemporary", "natural"):
+            raise SettingsError(f"setting 'carbon' must be contemporary or natural, got {self.carbon!r}")
+        thresholds = self.thresholds
+        if thresholds == "paper":
+            thresholds = PAPER_THRESHOLDS
+        if thresholds != "auto":
+            try:
+                delta_dist, delta_var = (float(v) for v in thresholds)
+            except (TypeError, ValueError):
+                raise SettingsError(
+                    "setting 'thresholds' must be auto, paper or a pair [delta_dist, delta_var], "
+                    f"got {self.thresholds!r}"
+                ) from None
+            thresholds = (delta_dist, delta_var)
+        set_(self, "thresholds", thresholds)
+        for key in ("scan_delta_dist", "scan_delta_var"):
+            values = tuple(float(v) for v in getattr(self, key))
+            if not values or any(v < 0 for v in values):
+                raise SettingsError(f"setting '{key}' must be a non-empty list of numbers >= 0")
+            set_(self, key, values)
+        if self.selection_rule not in ("silhouette", "calinski_harabasz", "gmm_bic"):
+            raise SettingsError(
+                "setting 'selection_rule' must be silhouette, calinski_harabasz or gmm_bic, "
+                f"got {self.selection_rule!r}"
+            )
+        if not 2 <= int(self.min_biomes) <= int(self.max_biomes):
+            raise SettingsError("settings need 2 <= min_biomes <= max_biomes")
+        if self.spread not in ("pooled_variance", "wcss"):
+            raise SettingsError(f"setting 'spread' must be pooled_variance or wcss, got {self.spread!r}")
+        set_(self, "biome_names", {int(k): str(v) for k, v in dict(self.biome_names).items()})
+
+    @property
+    def carbon_variables(self) -> dict[str, str]:
+        """CMIP short names of the target (fCO2) and DIC for the chosen carbon."""
+        if self.carbon == "natural":
+            return {"fco2": "spco2nat", "dic": "dissicnatos"}
+        return {"fco2": "spco2", "dic": "dissicos"}
