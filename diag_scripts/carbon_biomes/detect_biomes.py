@@ -12,8 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from carbon_biomes import clustering, products
-from carbon_biomes.detection import DetectionResult, cell_box_index, detect_biomes
+from carbon_biomes import products
+from carbon_biomes.detection import (
+    DetectionResult,
+    cell_box_index,
+    detect_biomes,
+    partition_scores,
+)
 from carbon_biomes.diagnostic import (
     ProvenanceLogger,
     get_diagnostic_filename,
@@ -34,7 +39,8 @@ def describe(result: DetectionResult) -> str:
     """Caption fragment: dataset, month(s), thresholds."""
     return (
         f"{result.dataset}, reference month {', '.join(result.months)}, "
-        f"{result.settings.box_size:g}° boxes, Δdist={result.thresholds[0]:g}, "
+        f"{result.settings.box_size:g}° boxes, Δdist={result.thresholds[0]:g} "
+        f"({result.settings.dist_scale}; Ward height {result.delta_dist_abs:.3g}), "
         f"Δvar={result.thresholds[1]:g} ({result.threshold_source}), "
         f"{result.n_biomes} biomes"
     )
@@ -50,6 +56,8 @@ def global_attributes(result: DetectionResult) -> dict[str, Any]:
         "significance_test": settings.significance_test,
         "alpha": settings.alpha,
         "delta_dist": result.thresholds[0],
+        "delta_dist_scale": result.settings.dist_scale,
+        "delta_dist_ward_height": result.delta_dist_abs,
         "delta_var": result.thresholds[1],
         "threshold_choice": result.threshold_source,
         "node_spread": settings.spread,
@@ -151,9 +159,7 @@ def write_outputs(
             f"{caption}; {what}.", ancestors, plot_types=plot_types, statistics=["clustering"],
         ))  # fmt: skip
 
-    chosen = products.selected_scan_scores(result)
-    chosen["paper_score"] = clustering.paper_score(result.labels)
-    return products.detection_metric_rows(result, chosen)
+    return products.detection_metric_rows(result, partition_scores(result))
 
 
 def main(cfg: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "cell_box_index",
     "default_reference_months",
     "detect_biomes",
+    "partition_scores",
     "regress_month",
 ]
 
@@ -214,6 +215,7 @@ class DetectionResult:
     linkage: np.ndarray
     scan: list[dict[str, Any]]
     thresholds: tuple[float, float]
+    delta_dist_abs: float
     threshold_source: str
     labels: np.ndarray  # 1..K
     cut_nodes: dict[int, int]
@@ -310,8 +312,8 @@ def detect_biomes(fields: DatasetFields, settings: DetectionSettings) -> Detecti
     z, mean, std = clustering.standardize(features)
     linkage = clustering.ward_linkage(z)
     scan = clustering.threshold_scan(
-        linkage, z, settings.scan_delta_dist, settings.scan_delta_var,
-        spread=settings.spread, seed=settings.seed, stability=settings.stability,
+        linkage, z, settings.scan_delta_dist, settings.scan_delta_var, settings.spread,
+        dist_scale=settings.dist_scale, seed=settings.seed, stability=settings.stability,
     )  # fmt: skip
     if settings.thresholds == "auto":
         selected = clustering.select_thresholds(
@@ -323,17 +325,20 @@ def detect_biomes(fields: DatasetFields, settings: DetectionSettings) -> Detecti
     else:
         thresholds = tuple(settings.thresholds)
         source = "set in the recipe"
-    cut = clustering.adaptive_cut(linkage, z, thresholds[0], thresholds[1], spread=settings.spread)
+    cut = clustering.adaptive_cut_nodes(
+        linkage, z, thresholds[0], thresholds[1], settings.spread, dist_scale=settings.dist_scale
+    )
     labels = np.asarray(cut.labels)
-    cut_nodes = {int(k): int(v) for k, v in cut.cut_nodes.items()}
+    cut_nodes = {k: int(node) for k, node in enumerate(cut.nodes, start=1)}
     signature = biome_signatures(labels, z, lat, sst, ice)
     names = name_biomes(
         signature, ice_threshold=settings.ice_threshold, overrides=settings.biome_names
     )
     logger.info(
-        "%s: %d significant boxes in %s clustered into %d biomes with Δdist=%g, Δvar=%g (%s): %s",
-        fields.dataset, len(labels), ", ".join(months), len(names), thresholds[0], thresholds[1],
-        source, ", ".join(f"{k}={v} ({int((labels == k).sum())})" for k, v in names.items()),
+        "%s: %d significant boxes in %s clustered into %d biomes with Δdist=%g (%s; %.3g in Ward "
+        "height), Δvar=%g (%s): %s",
+        fields.dataset, len(labels), ", ".join(months), len(names), thresholds[0],
+        settings.dist_scale, cut.delta_dist, thresholds[1], source, ", ".join(f"{k}={v} ({int((labels == k).sum())})" for k, v in names.items()),
     )  # fmt: skip
     dropped = {
         "few_points": sum(reg.all_boxes.n_dropped_few_points for reg in regressions),
@@ -359,6 +364,7 @@ def detect_biomes(fields: DatasetFields, settings: DetectionSettings) -> Detecti
         linkage=linkage,
         scan=scan,
         thresholds=thresholds,
+        delta_dist_abs=cut.delta_dist,
         threshold_source=source,
         labels=labels,
         cut_nodes=cut_nodes,
@@ -367,6 +373,24 @@ def detect_biomes(fields: DatasetFields, settings: DetectionSettings) -> Detecti
         settings=settings,
         dropped=dropped,
     )
+
+
+def partition_scores(result: DetectionResult) -> dict[str, float]:
+    """Scores of the chosen partition (from the scan when the pair was scanned)."""
+    for row in result.scan:
+        if np.isclose(row["delta_dist"], result.thresholds[0]) and np.isclose(
+            row["delta_var"], result.thresholds[1]
+        ) and row["dist_scale"] == result.settings.dist_scale:
+            keys = ("silhouette", "calinski_harabasz", "gmm_bic", "paper_score", "stability")
+            return {key: float(row[key]) for key in keys}
+    seed = result.settings.seed
+    return {
+        "silhouette": clustering.silhouette(result.z, result.labels, seed=seed),
+        "calinski_harabasz": clustering.calinski_harabasz(result.z, result.labels),
+        "gmm_bic": clustering.gmm_bic(result.z, result.labels),
+        "paper_score": clustering.paper_score(result.labels),
+        "stability": float("nan"),
+    }
 
 
 def scan_table(

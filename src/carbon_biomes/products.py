@@ -216,15 +216,6 @@ def centroid_rows(result: DetectionResult) -> tuple[list[str], list[list[Any]]]:
     return header, rows
 
 
-def _selected_scan_row(result: DetectionResult) -> Mapping[str, Any] | None:
-    for row in result.scan:
-        if np.isclose(row["delta_dist"], result.thresholds[0]) and np.isclose(
-            row["delta_var"], result.thresholds[1]
-        ):
-            return row
-    return None
-
-
 def detection_metric_rows(result: DetectionResult, scores: Mapping[str, float]) -> list[list[Any]]:
     """Long-format metric rows (dataset, biome, metric, value) of a detection."""
     rows: list[list[Any]] = [
@@ -233,6 +224,7 @@ def detection_metric_rows(result: DetectionResult, scores: Mapping[str, float]) 
         [result.dataset, "all", "n_boxes_fitted", sum(len(r.all_boxes) for r in result.regressions)],
         [result.dataset, "all", "delta_dist", result.thresholds[0]],
         [result.dataset, "all", "delta_var", result.thresholds[1]],
+        [result.dataset, "all", "delta_dist_ward_height", result.delta_dist_abs],
     ]
     rows += [[result.dataset, "all", f"n_boxes_dropped_{k}", v] for k, v in result.dropped.items()]
     rows += [[result.dataset, "all", key, value] for key, value in scores.items()]
@@ -281,7 +273,6 @@ def dendrogram_figure(result: DetectionResult, title: str) -> Figure:
     fig = plotting.new_figure(11.0, 5.5)
     ax = fig.add_subplot(111)
     plotting.plot_dendrogram(ax, result.linkage, result.cut_nodes, result.names, title=title)
-    ax.axhline(result.linkage[-1, 2] - result.thresholds[0], color="0.5", ls=":", lw=0.8)
     return fig
 
 

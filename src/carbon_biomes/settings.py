@@ -91,10 +91,16 @@ class DetectionSettings(_Settings):
     carbon
         ``contemporary`` (spco2, dissicos) or ``natural`` (spco2nat, dissicnatos).
     thresholds
-        ``auto`` (scan and select with ``selection_rule``), ``paper`` (Δdist=25, Δvar=0.1), or
-        a pair ``[delta_dist, delta_var]``.
+        ``auto`` (scan and select with ``selection_rule``), ``paper`` (Δdist=25, Δvar=0.1 in
+        absolute Ward heights, whatever ``dist_scale`` says), or a pair
+        ``[delta_dist, delta_var]`` in the unit of ``dist_scale``.
+    dist_scale
+        Unit of Δdist: ``root`` (fraction of the dendrogram's root height; invariant to the
+        number of boxes, default) or ``absolute`` (Ward heights, as in the paper).
     scan_delta_dist, scan_delta_var
-        Grid of the threshold scan (paper grid by default).
+        Grid of the threshold scan; default the library grid for ``dist_scale``
+        (``root``: Δdist 0.02-0.3 of the root height x Δvar 0.05-0.5; ``absolute``: the paper's
+        Δdist 20, 25, 28, 30 x Δvar 0.1, 0.5, 0.8, 1.0).
     selection_rule
         Criterion of the automatic choice: ``silhouette``, ``calinski_harabasz`` or
         ``gmm_bic``; only pairs giving ``min_biomes`` to ``max_biomes`` biomes qualify.
@@ -122,8 +128,9 @@ class DetectionSettings(_Settings):
     )
     carbon: str = "contemporary"
     thresholds: Any = "auto"
-    scan_delta_dist: tuple[float, ...] = (20.0, 25.0, 28.0, 30.0)
-    scan_delta_var: tuple[float, ...] = (0.1, 0.5, 0.8, 1.0)
+    dist_scale: str = "root"
+    scan_delta_dist: tuple[float, ...] = ()
+    scan_delta_var: tuple[float, ...] = ()
     selection_rule: str = "silhouette"
     min_biomes: int = 4
     max_biomes: int = 12
@@ -161,9 +168,12 @@ class DetectionSettings(_Settings):
         set_(self, "outlier_filter", outliers)
         if self.carbon not in ("contemporary", "natural"):
             raise SettingsError(f"setting 'carbon' must be contemporary or natural, got {self.carbon!r}")
+        if self.dist_scale not in ("root", "absolute"):
+            raise SettingsError(f"setting 'dist_scale' must be root or absolute, got {self.dist_scale!r}")
         thresholds = self.thresholds
         if thresholds == "paper":
             thresholds = PAPER_THRESHOLDS
+            set_(self, "dist_scale", "absolute")
         if thresholds != "auto":
             try:
                 delta_dist, delta_var = (float(v) for v in thresholds)
@@ -174,10 +184,16 @@ class DetectionSettings(_Settings):
                 ) from None
             thresholds = (delta_dist, delta_var)
         set_(self, "thresholds", thresholds)
-        for key in ("scan_delta_dist", "scan_delta_var"):
-            values = tuple(float(v) for v in getattr(self, key))
-            if not values or any(v < 0 for v in values):
-                raise SettingsError(f"setting '{key}' must be a non-empty list of numbers >= 0")
+        from carbon_biomes import clustering
+
+        defaults = {
+            "root": (clustering.DEFAULT_DELTA_DISTS_ROOT, clustering.DEFAULT_DELTA_VARS),
+            "absolute": (clustering.PAPER_DELTA_DISTS, clustering.PAPER_DELTA_VARS),
+        }[self.dist_scale]
+        for key, default in zip(("scan_delta_dist", "scan_delta_var"), defaults, strict=True):
+            values = tuple(float(v) for v in (getattr(self, key) or default))
+            if any(v < 0 for v in values):
+                raise SettingsError(f"setting '{key}' must be a list of numbers >= 0")
             set_(self, key, values)
         if self.selection_rule not in ("silhouette", "calinski_harabasz", "gmm_bic"):
             raise SettingsError(
