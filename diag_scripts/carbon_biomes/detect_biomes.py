@@ -9,6 +9,7 @@ Settings: :class:`carbon_biomes.settings.DetectionSettings`.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -18,6 +19,7 @@ from carbon_biomes.detection import (
     cell_box_index,
     detect_biomes,
     partition_scores,
+    regression_attributes,
 )
 from carbon_biomes.diagnostic import (
     ProvenanceLogger,
@@ -52,9 +54,8 @@ def global_attributes(result: DetectionResult) -> dict[str, Any]:
     return {
         "dataset": result.dataset,
         "reference_months": list(result.months),
-        "box_size_degrees": settings.box_size,
-        "significance_test": settings.significance_test,
-        "alpha": settings.alpha,
+        **regression_attributes(settings),
+        "biome_names_json": json.dumps({str(k): v for k, v in result.names.items()}),
         "delta_dist": result.thresholds[0],
         "delta_dist_scale": result.settings.dist_scale,
         "delta_dist_ward_height": result.delta_dist_abs,

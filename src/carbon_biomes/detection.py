@@ -36,6 +36,8 @@ __all__ = [
     "default_reference_months",
     "detect_biomes",
     "partition_scores",
+    "regression_attributes",
+    "settings_from_attributes",
     "regress_month",
 ]
 
@@ -182,6 +184,38 @@ def regress_month(
         n_cells_valid=int(valid.sum()),
         n_cells_outliers=int((ocean & ~valid).sum()),
     )
+
+
+#: Settings that define how box RCs are computed; stored in the detection outputs so that tracking
+#: computes the RCs of every month in exactly the same way.
+REGRESSION_KEYS: tuple[str, ...] = (
+    "box_size", "min_points", "alpha", "significance_test", "carbon",
+)  # fmt: skip
+
+
+def regression_attributes(settings: DetectionSettings) -> dict[str, Any]:
+    """NetCDF global attributes that record how the box RCs were computed."""
+    attributes: dict[str, Any] = {f"regression_{key}": getattr(settings, key) for key in REGRESSION_KEYS}
+    for key, value in settings.outlier_filter.items():
+        attributes[f"regression_outlier_{key}"] = value
+    return attributes
+
+
+def settings_from_attributes(attributes: Mapping[str, Any]) -> DetectionSettings:
+    """Rebuild the regression part of the detection settings from :func:`regression_attributes`."""
+    values: dict[str, Any] = {}
+    outliers: dict[str, float] = {}
+    for key, value in attributes.items():
+        if key.startswith("regression_outlier_"):
+            outliers[key.removeprefix("regression_outlier_")] = float(value)
+        elif key.startswith("regression_") and key.removeprefix("regression_") in REGRESSION_KEYS:
+            values[key.removeprefix("regression_")] = value
+    missing = set(REGRESSION_KEYS) - set(values)
+    if missing:
+        raise DiagnosticError(f"detection output lacks the attributes regression_{sorted(missing)}")
+    values["min_points"] = int(values["min_points"])
+    values["alpha"] = float(values["alpha"])
+    return DetectionSettings(outlier_filter=outliers, **values)
 
 
 def default_reference_months(months: list[str]) -> tuple[str, ...]:

@@ -79,7 +79,8 @@ def map_axes(fig: Figure, position: Any = 111, central_longitude: float = 200.0)
     """Add a Robinson-projection map axes (Pacific-centred by default) to a figure."""
     import cartopy.crs as ccrs
 
-    ax = fig.add_subplot(position, projection=ccrs.Robinson(central_longitude=central_longitude))
+    args = position if isinstance(position, tuple) else (position,)
+    ax = fig.add_subplot(*args, projection=ccrs.Robinson(central_longitude=central_longitude))
     ax.set_global()
     return ax
 

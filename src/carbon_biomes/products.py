@@ -310,3 +310,149 @@ def scan_figure(result: DetectionResult, title: str) -> Figure:
         ax.set_axis_off()
     fig.suptitle(title, fontsize=11)
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Tracking products
+# ---------------------------------------------------------------------------------------------
+def _lattice_time_cube(
+    data: np.ma.MaskedArray, months: Sequence[str], box_size: float, *, var_name: str,
+    long_name: str, units: str, attributes: Mapping[str, Any] | None = None,
+) -> iris.cube.Cube:  # fmt: skip
+    lat, lon = box_lattice_coords(box_size)
+    return iris.cube.Cube(
+        data, var_name=var_name, long_name=long_name, units=units,
+        attributes=dict(attributes or {}),
+        dim_coords_and_dims=[(month_time_coord(months), 0), (lat, 1), (lon, 2)],
+    )  # fmt: skip
+
+
+def tracked_cubes(tracked: Any) -> iris.cube.CubeList:
+    """Tracked labels, their softmax probability and the OOD flag on the box lattice."""
+    common = {"months": tracked.months, "box_size": tracked.box_size}
+    return iris.cube.CubeList([
+        _lattice_time_cube(
+            tracked.labels, **common, var_name="biome",
+            long_name="carbon biome assigned by the tracking network", units="1",
+            attributes=flag_attributes(tracked.names),
+        ),
+        _lattice_time_cube(
+            tracked.probability, **common, var_name="biome_probability",
+            long_name="softmax probability of the assigned biome", units="1",
+        ),
+        _lattice_time_cube(
+            tracked.ood, **common, var_name="out_of_distribution",
+            long_name="box regression coefficients outside the training distribution "
+            "(Mahalanobis distance to the nearest biome centroid beyond the training quantile)",
+            units="1", attributes={"flag_values": np.asarray([0, 1], np.int8),
+                                   "flag_meanings": "in_distribution out_of_distribution"},
+        ),
+    ])  # fmt: skip
+
+
+def native_tracked_cube(
+    fields: DatasetFields, labels: np.ma.MaskedArray, cell_boxes: np.ndarray,
+    names: Mapping[int, str],
+) -> iris.cube.Cube:  # fmt: skip
+    """Tracked labels of every month on the native grid, built lazily (saved month by month)."""
+    import dask.array as da
+
+    n_months = labels.shape[0]
+    flat = np.ma.filled(labels.reshape(n_months, -1), LABEL_FILL).astype(np.int16)
+    sst0 = fields.cubes["sst"][0].core_data()
+    ocean = ~np.ma.getmaskarray(np.ma.masked_invalid(np.ma.asarray(sst0))) & (cell_boxes >= 0)
+    index = np.where(ocean, cell_boxes, 0)
+    lazy = da.from_array(flat, chunks=(1, flat.shape[1]))
+    native = lazy.map_blocks(
+        lambda block: np.where(ocean, block[:, index], LABEL_FILL).astype(np.int16),
+        drop_axis=1, new_axis=[1, 2], chunks=((1,) * n_months, *index.shape), dtype=np.int16,
+    )  # fmt: skip
+    native = da.ma.masked_equal(native, LABEL_FILL)
+    cube = fields.cubes["sst"].copy(data=native)
+    cube.var_name = "biome"
+    cube.standard_name = None
+    cube.long_name = "carbon biome assigned by the tracking network (label of the cell's box)"
+    cube.units = "1"
+    cube.attributes.clear()
+    cube.cell_methods = ()
+    cube.attributes.locals.update(flag_attributes(names))
+    return cube
+
+
+def area_rows(tracked: Any) -> tuple[list[str], list[list[Any]]]:
+    """Per month and biome: number of boxes, ocean area and fraction of the classified area."""
+    numbers = sorted(tracked.names)
+    area = tracked.biome_area()
+    labels = np.ma.filled(tracked.labels, 0)
+    rows = []
+    for t, month in enumerate(tracked.months):
+        total = area[t].sum()
+        for k, number in enumerate(numbers):
+            rows.append([
+                tracked.dataset, month, number, tracked.names[number],
+                int((labels[t] == number).sum()), area[t, k] / 1e6,
+                area[t, k] / total if total > 0 else np.nan,
+            ])  # fmt: skip
+    header = ["dataset", "month", "biome_number", "biome", "n_boxes", "area_km2",
+              "fraction_of_classified_area"]  # fmt: skip
+    return header, rows
+
+
+def training_figure(history: Mapping[str, Sequence[float]], best_epoch: int, title: str) -> Figure:
+    """Loss and accuracy curves of the network training."""
+    fig = plotting.new_figure(11.0, 4.5)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    plotting.plot_training_curves(ax_loss, ax_acc, history)
+    for ax in (ax_loss, ax_acc):
+        ax.axvline(best_epoch, color="0.4", ls=":", lw=1)
+    ax_loss.text(best_epoch, ax_loss.get_ylim()[1], " weights restored", va="top", fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def confusion_figure(report: Any, names: Mapping[int, str], title: str) -> Figure:
+    """Confusion matrix of the held-out test boxes."""
+    fig = plotting.new_figure(7.5, 6.5)
+    ax = fig.add_subplot(111)
+    classes = [names.get(int(k), str(k)) for k in report.classes]
+    plotting.plot_confusion_matrix(ax, report.confusion, classes, title=title)
+    return fig
+
+
+def scores_figure(report: Any, names: Mapping[int, str], title: str) -> Figure:
+    """Per-biome precision, recall and F1 of the held-out test boxes."""
+    fig = plotting.new_figure(9.0, 4.8)
+    ax = fig.add_subplot(111)
+    classes = [f"{names.get(int(k), k)} (n={int(s)})" for k, s in zip(report.classes, report.support, strict=True)]
+    plotting.plot_scores_bars(
+        ax, classes, {"precision": report.precision, "recall": report.recall, "F1": report.f1},
+        title=title,
+    )  # fmt: skip
+    return fig
+
+
+def seasonal_months(months: Sequence[str], preferred_year: str | None = None) -> list[str]:
+    """January, April, July and October of one year of the data (the preferred year if full)."""
+    years = sorted({month[:4] for month in months})
+    candidates = ([preferred_year] if preferred_year else []) + years[::-1]
+    for year in candidates:
+        chosen = [f"{year}-{m}" for m in ("01", "04", "07", "10")]
+        if all(month in months for month in chosen):
+            return chosen
+    return list(months[:: max(len(months) // 4, 1)][:4])
+
+
+def tracked_maps_figure(
+    tracked: Any, months: Sequence[str], fields: DatasetFields, title: str
+) -> Figure:
+    """Biome maps of a few months (2 x 2 panels) with a shared legend."""
+    fig = plotting.new_figure(13.0, 8.0)
+    for i, month in enumerate(months):
+        t = tracked.months.index(month)
+        ax = plotting.map_axes(fig, (2, 2, i + 1))
+        plotting.plot_biome_map(
+            ax, tracked.labels[t], tracked.box_size, tracked.names,
+            land=_land(fields, t), title=month, legend=i == len(months) - 1,
+        )  # fmt: skip
+    fig.suptitle(title, fontsize=11)
+    return fig

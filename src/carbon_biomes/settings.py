@@ -16,6 +16,7 @@ __all__ = [
     "PAPER_THRESHOLDS",
     "DetectionSettings",
     "SettingsError",
+    "TrackingScriptSettings",
     "parse_month",
 ]
 
@@ -212,3 +213,58 @@ class DetectionSettings(_Settings):
         if self.carbon == "natural":
             return {"fco2": "spco2nat", "dic": "dissicnatos"}
         return {"fco2": "spco2", "dic": "dissicos"}
+
+
+@dataclass(frozen=True)
+class TrackingScriptSettings:
+    """Options of the tracking script (``track_biomes.py``).
+
+    Every field of :class:`carbon_biomes.tracking.TrackingSettings` (network, training, splits,
+    seed, OOD threshold, ``rescale_per_month``, grid search) is accepted at the top level of the
+    script's recipe entry; in addition:
+
+    Attributes
+    ----------
+    network
+        The validated :class:`~carbon_biomes.tracking.TrackingSettings`.
+    map_months
+        Months shown in the biome-map figure; default January, April, July and October of the
+        reference year (or of the last full year).
+    native_labels
+        Also write the labels of every month on the native grid.
+    """
+
+    network: Any
+    map_months: tuple[str, ...] = ()
+    native_labels: bool = True
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> TrackingScriptSettings:
+        """Split and validate the script's settings."""
+        from carbon_biomes.tracking import TrackingSettings
+
+        own = {"map_months", "native_labels"}
+        network_keys = {f.name for f in dataclasses.fields(TrackingSettings)}
+        unknown = sorted(set(cfg) - own - network_keys - _ESMVALCORE_KEYS)
+        if unknown:
+            raise SettingsError(
+                f"unknown setting(s) {', '.join(unknown)} for the tracking script; known "
+                f"settings: {', '.join(sorted(own | network_keys))}"
+            )
+        try:
+            network = TrackingSettings.from_mapping(
+                {key: cfg[key] for key in network_keys if key in cfg}
+            )
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        months = cfg.get("map_months") or ()
+        if isinstance(months, str) or hasattr(months, "year"):
+            months = (months,)
+        native = cfg.get("native_labels", True)
+        if not isinstance(native, bool):
+            raise SettingsError(f"setting 'native_labels' must be true or false, got {native!r}")
+        return cls(
+            network=network,
+            map_months=tuple(parse_month(m, "map_months") for m in months),
+            native_labels=native,
+        )
