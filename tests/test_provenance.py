@@ -104,9 +104,10 @@ def test_settings_metadata_grouping(tmp_path):
     sorted_groups = group_metadata(reverse.values(), "dataset", sort="short_name")
     assert [item["short_name"] for item in sorted_groups["A"]] == ["spco2", "tos"]
     assert list(group_metadata(reverse.values(), "dataset")) == ["B", "A"]
-    assert select_metadata(cfg["input_data"].values(), dataset="A", short_name="tos")[0][
-        "alias"
-    ] == "A"
+    assert (
+        select_metadata(cfg["input_data"].values(), dataset="A", short_name="tos")[0]["alias"]
+        == "A"
+    )
     assert select_metadata(cfg["input_data"].values(), short_name="sos") == []
 
 

@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = latest_run_dir(args.output_dir, args.recipe)
     if result.returncode != 0:
         where = f"; see {run_dir / 'run' / 'main_log.txt'}" if run_dir and run_dir != before else ""
-        print(f"error: esmvaltool run failed with exit code {result.returncode}{where}", file=sys.stderr)
+        print(
+            f"error: esmvaltool run failed with exit code {result.returncode}{where}",
+            file=sys.stderr,
+        )
         return result.returncode
     if run_dir is None or run_dir == before or not (run_dir / "index.html").is_file():
         print("error: the run finished but wrote no index.html", file=sys.stderr)

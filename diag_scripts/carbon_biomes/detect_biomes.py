@@ -83,82 +83,147 @@ def write_outputs(
     history = history_line(f"detect_biomes.py on {result.dataset} {', '.join(result.months)}")
 
     path = save_cubes(
-        products.regression_cubes(result), get_diagnostic_filename(f"{name}_box_regression", cfg),
-        global_attributes=attributes, history=history,
-    )  # fmt: skip
-    provenance.log(path, provenance_record(
-        f"Box regression of fCO2 on SST, DIC and alkalinity: regression coefficients, standard "
-        f"errors, p-values, VIFs, R², cell counts and significance flag per box; {what}.",
-        ancestors, statistics=["regression"],
-    ))  # fmt: skip
+        products.regression_cubes(result),
+        get_diagnostic_filename(f"{name}_box_regression", cfg),
+        global_attributes=attributes,
+        history=history,
+    )
+    provenance.log(
+        path,
+        provenance_record(
+            f"Box regression of fCO2 on SST, DIC and alkalinity: regression coefficients, standard "
+            f"errors, p-values, VIFs, R², cell counts and significance flag per box; {what}.",
+            ancestors,
+            statistics=["regression"],
+        ),
+    )
 
     label_cubes = products.detection_label_cubes(result)
     month_index = fields.month_index(result.months[0])
     cell_boxes = cell_box_index(fields.latitude, fields.longitude, result.settings.box_size)
     native = products.label_cube_native(
-        fields, month_index, label_cubes[0][0].data, cell_boxes, result.names,
+        fields,
+        month_index,
+        label_cubes[0][0].data,
+        cell_boxes,
+        result.names,
         long_name=f"carbon biome detected in {result.months[0]} (label of the cell's box)",
-    )  # fmt: skip
+    )
     path = save_cubes(
-        label_cubes, get_diagnostic_filename(f"{name}_biome_labels", cfg),
-        global_attributes=attributes, history=history, fill_values=[products.LABEL_FILL],
-    )  # fmt: skip
-    provenance.log(path, provenance_record(
-        f"Carbon biome labels on the box lattice (CF flag variable: "
-        f"{', '.join(f'{k}={v}' for k, v in result.names.items())}); {what}.",
-        ancestors, statistics=["clustering"],
-    ))  # fmt: skip
+        label_cubes,
+        get_diagnostic_filename(f"{name}_biome_labels", cfg),
+        global_attributes=attributes,
+        history=history,
+        fill_values=[products.LABEL_FILL],
+    )
+    provenance.log(
+        path,
+        provenance_record(
+            f"Carbon biome labels on the box lattice (CF flag variable: "
+            f"{', '.join(f'{k}={v}' for k, v in result.names.items())}); {what}.",
+            ancestors,
+            statistics=["clustering"],
+        ),
+    )
     path = save_cubes(
-        [native], get_diagnostic_filename(f"{name}_biome_labels_native_grid", cfg),
-        global_attributes=attributes, history=history, fill_values=[products.LABEL_FILL],
-    )  # fmt: skip
-    provenance.log(path, provenance_record(
-        f"Carbon biome labels of {result.months[0]} on the native model grid (each cell takes "
-        f"the label of its box); {what}.",
-        ancestors, statistics=["clustering"],
-    ))  # fmt: skip
+        [native],
+        get_diagnostic_filename(f"{name}_biome_labels_native_grid", cfg),
+        global_attributes=attributes,
+        history=history,
+        fill_values=[products.LABEL_FILL],
+    )
+    provenance.log(
+        path,
+        provenance_record(
+            f"Carbon biome labels of {result.months[0]} on the native model grid (each cell takes "
+            f"the label of its box); {what}.",
+            ancestors,
+            statistics=["clustering"],
+        ),
+    )
 
     header, rows = products.centroid_rows(result)
     path = write_csv(get_diagnostic_filename(f"{name}_biome_centroids", cfg, "csv"), header, rows)
-    provenance.log(path, provenance_record(
-        f"Biome centroids: mean raw and standardized regression coefficients, number of boxes, "
-        f"area and mean latitude per biome; {what}.",
-        ancestors, statistics=["clustering", "mean"],
-    ))  # fmt: skip
+    provenance.log(
+        path,
+        provenance_record(
+            f"Biome centroids: mean raw and standardized regression coefficients, number of boxes, "
+            f"area and mean latitude per biome; {what}.",
+            ancestors,
+            statistics=["clustering", "mean"],
+        ),
+    )
     header, rows = products.scan_rows(result)
     path = write_csv(get_diagnostic_filename(f"{name}_threshold_scan", cfg, "csv"), header, rows)
-    provenance.log(path, provenance_record(
-        f"Threshold scan of the adaptive dendrogram cut: number of biomes, paper's score, "
-        f"silhouette, Calinski-Harabasz and Gaussian-mixture BIC per (Δdist, Δvar); {what}.",
-        ancestors, statistics=["clustering"],
-    ))  # fmt: skip
+    provenance.log(
+        path,
+        provenance_record(
+            f"Threshold scan of the adaptive dendrogram cut: number of biomes, paper's score, "
+            f"silhouette, Calinski-Harabasz and Gaussian-mixture BIC per (Δdist, Δvar); {what}.",
+            ancestors,
+            statistics=["clustering"],
+        ),
+    )
 
     label_grid = label_cubes[0][0].data
     figures = [
-        ("biome_map", products.biome_map_figure(
-            label_grid, result.settings.box_size, result.names, fields, month_index,
-            f"Carbon biomes, {result.dataset}, {result.months[0]}",
-        ), "Map of the carbon biomes detected", ["geo"]),
-        ("dendrogram", products.dendrogram_figure(
-            result, f"Ward dendrogram, {result.dataset} {', '.join(result.months)}: "
-            f"adaptive cut Δdist={result.thresholds[0]:g}, Δvar={result.thresholds[1]:g}",
-        ), "Ward dendrogram of the standardized regression coefficients, coloured by biome, with "
-           "the cut nodes marked and numbered", ["dendrogram"]),
-        ("rc_bars", products.rc_bars_figure(
-            result, f"Mean standardized regression coefficients per biome, {result.dataset}",
-        ), "Mean standardized regression coefficients of fCO2 on SST, DIC and alkalinity per "
-           "biome", ["bar"]),
-        ("threshold_scan", products.scan_figure(
-            result, f"Threshold scan of the adaptive cut, {result.dataset} "
-            f"{', '.join(result.months)} (red: chosen pair)",
-        ), "Heat maps of the threshold scan (number of biomes and scores per Δdist, Δvar; the "
-           "chosen pair outlined)", ["heatmap"]),
-    ]  # fmt: skip
+        (
+            "biome_map",
+            products.biome_map_figure(
+                label_grid,
+                result.settings.box_size,
+                result.names,
+                fields,
+                month_index,
+                f"Carbon biomes, {result.dataset}, {result.months[0]}",
+            ),
+            "Map of the carbon biomes detected",
+            ["geo"],
+        ),
+        (
+            "dendrogram",
+            products.dendrogram_figure(
+                result,
+                f"Ward dendrogram, {result.dataset} {', '.join(result.months)}: "
+                f"adaptive cut Δdist={result.thresholds[0]:g}, Δvar={result.thresholds[1]:g}",
+            ),
+            "Ward dendrogram of the standardized regression coefficients, coloured by biome, with "
+            "the cut nodes marked and numbered",
+            ["dendrogram"],
+        ),
+        (
+            "rc_bars",
+            products.rc_bars_figure(
+                result,
+                f"Mean standardized regression coefficients per biome, {result.dataset}",
+            ),
+            "Mean standardized regression coefficients of fCO2 on SST, DIC and alkalinity per "
+            "biome",
+            ["bar"],
+        ),
+        (
+            "threshold_scan",
+            products.scan_figure(
+                result,
+                f"Threshold scan of the adaptive cut, {result.dataset} "
+                f"{', '.join(result.months)} (red: chosen pair)",
+            ),
+            "Heat maps of the threshold scan (number of biomes and scores per Δdist, Δvar; the "
+            "chosen pair outlined)",
+            ["heatmap"],
+        ),
+    ]
     for suffix, figure, caption, plot_types in figures:
         path = save_figure(figure, get_plot_filename(f"{name}_{suffix}", cfg))
-        provenance.log(path, provenance_record(
-            f"{caption}; {what}.", ancestors, plot_types=plot_types, statistics=["clustering"],
-        ))  # fmt: skip
+        provenance.log(
+            path,
+            provenance_record(
+                f"{caption}; {what}.",
+                ancestors,
+                plot_types=plot_types,
+                statistics=["clustering"],
+            ),
+        )
 
     return products.detection_metric_rows(result, partition_scores(result))
 
@@ -179,12 +244,17 @@ def main(cfg: dict[str, Any]) -> None:
             metric_rows += write_outputs(cfg, fields, result, provenance)
             ancestors += fields.ancestors
         path = write_metrics(get_diagnostic_filename("detection_metrics", cfg, "csv"), metric_rows)
-        provenance.log(path, provenance_record(
-            "Detection metrics in long format (dataset, biome, metric, value): number of biomes, "
-            "boxes fitted, clustered and dropped, chosen thresholds and their scores, number of "
-            f"boxes and area fraction per biome; datasets {', '.join(datasets)}.",
-            ancestors, statistics=["clustering", "other"],
-        ))  # fmt: skip
+        provenance.log(
+            path,
+            provenance_record(
+                "Detection metrics in long format (dataset, biome, metric, value): number of "
+                "biomes, boxes fitted, clustered and dropped, chosen thresholds and their scores, "
+                "number of "
+                f"boxes and area fraction per biome; datasets {', '.join(datasets)}.",
+                ancestors,
+                statistics=["clustering", "other"],
+            ),
+        )
 
 
 if __name__ == "__main__":

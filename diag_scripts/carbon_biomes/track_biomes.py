@@ -90,8 +90,14 @@ def metric_rows(
         [dataset, "all", "n_months_without_boxes", int((~classified).all(axis=(1, 2)).sum())],
     ]
     for action in classifier.small_biome_log_:
-        rows.append([dataset, names.get(action.biome, str(action.biome)),
-                     f"small_biome_{action.action}", action.n_boxes])  # fmt: skip
+        rows.append(
+            [
+                dataset,
+                names.get(action.biome, str(action.biome)),
+                f"small_biome_{action.action}",
+                action.n_boxes,
+            ]
+        )
     return rows
 
 
@@ -125,44 +131,73 @@ def write_outputs(
     history = history_line(f"track_biomes.py on {dataset} {period}")
 
     path = save_cubes(
-        products.tracked_cubes(tracked), get_diagnostic_filename(f"{name}_tracked_biomes", cfg),
-        global_attributes=attributes, history=history,
+        products.tracked_cubes(tracked),
+        get_diagnostic_filename(f"{name}_tracked_biomes", cfg),
+        global_attributes=attributes,
+        history=history,
         fill_values=[products.LABEL_FILL, None, -1],
-    )  # fmt: skip
-    provenance.log(path, provenance_record(
-        f"Monthly carbon-biome labels on the box lattice assigned by the tracking network, with "
-        f"the softmax probability of the label and an out-of-distribution flag; {what}.",
-        ancestors, statistics=["classification"],
-    ))  # fmt: skip
+    )
+    provenance.log(
+        path,
+        provenance_record(
+            "Monthly carbon-biome labels on the box lattice assigned by the tracking network, "
+            f"with "
+            f"the softmax probability of the label and an out-of-distribution flag; {what}.",
+            ancestors,
+            statistics=["classification"],
+        ),
+    )
     if settings.native_labels:
         cell_boxes = cell_box_index(fields.latitude, fields.longitude, tracked.box_size)
         cube = products.native_tracked_cube(fields, tracked.labels, cell_boxes, tracked.names)
         path = save_cubes(
-            [cube], get_diagnostic_filename(f"{name}_tracked_biomes_native_grid", cfg),
-            global_attributes=attributes, history=history, fill_values=[products.LABEL_FILL],
-        )  # fmt: skip
-        provenance.log(path, provenance_record(
-            f"Monthly carbon-biome labels on the native model grid (each cell takes the label "
-            f"of its box); {what}.", ancestors, statistics=["classification"],
-        ))  # fmt: skip
+            [cube],
+            get_diagnostic_filename(f"{name}_tracked_biomes_native_grid", cfg),
+            global_attributes=attributes,
+            history=history,
+            fill_values=[products.LABEL_FILL],
+        )
+        provenance.log(
+            path,
+            provenance_record(
+                f"Monthly carbon-biome labels on the native model grid (each cell takes the label "
+                f"of its box); {what}.",
+                ancestors,
+                statistics=["classification"],
+            ),
+        )
 
     stem = Path(cfg["work_dir"]) / f"{dataset}_tracking_model"
     for path in save_model(classifier, stem):
-        kind = "Keras network" if path.suffix == ".keras" else (
-            "scaler (fitted on the training split), class labels, out-of-distribution model, "
-            "settings and test scores of the network"
+        kind = (
+            "Keras network"
+            if path.suffix == ".keras"
+            else (
+                "scaler (fitted on the training split), class labels, out-of-distribution model, "
+                "settings and test scores of the network"
+            )
         )
-        provenance.log(path, provenance_record(
-            f"Trained biome classifier: {kind}; {what}.", reference.files,
-            statistics=["classification"],
-        ))  # fmt: skip
+        provenance.log(
+            path,
+            provenance_record(
+                f"Trained biome classifier: {kind}; {what}.",
+                reference.files,
+                statistics=["classification"],
+            ),
+        )
 
     header, rows = products.area_rows(tracked)
     path = write_csv(get_diagnostic_filename(f"{name}_biome_area", cfg, "csv"), header, rows)
-    provenance.log(path, provenance_record(
-        f"Number of boxes, ocean area and fraction of the classified area of every tracked biome "
-        f"per month; {what}.", ancestors, statistics=["classification", "other"],
-    ))  # fmt: skip
+    provenance.log(
+        path,
+        provenance_record(
+            "Number of boxes, ocean area and fraction of the classified area of every tracked "
+            f"biome "
+            f"per month; {what}.",
+            ancestors,
+            statistics=["classification", "other"],
+        ),
+    )
 
     report = classifier.test_metrics_
     maps_months = settings.map_months or products.seasonal_months(
@@ -172,27 +207,57 @@ def write_outputs(
     if missing:
         raise ValueError(f"{dataset}: map_months {missing} are not in the data")
     figures = [
-        ("training", products.training_figure(
-            classifier.history_, classifier.best_epoch_, f"Training of the biome network, {dataset}"),
-         "Loss and accuracy per epoch on the training and validation splits (early stopping on "
-         "the validation loss; dotted: epoch whose weights were restored)", ["line"]),
-        ("confusion_matrix", products.confusion_figure(
-            report, reference.names, f"Held-out test boxes, {dataset}: accuracy "
-            f"{report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f}"),
-         "Confusion matrix of the network on held-out test boxes (counts; colour: fraction of "
-         "the true biome)", ["matrix"]),
-        ("scores", products.scores_figure(
-            report, reference.names, f"Per-biome scores on held-out test boxes, {dataset}"),
-         "Precision, recall and F1 per biome on held-out test boxes", ["bar"]),
-        ("maps", products.tracked_maps_figure(
-            tracked, maps_months, fields, f"Tracked carbon biomes, {dataset}"),
-         f"Maps of the tracked biomes in {', '.join(maps_months)}", ["geo"]),
-    ]  # fmt: skip
+        (
+            "training",
+            products.training_figure(
+                classifier.history_,
+                classifier.best_epoch_,
+                f"Training of the biome network, {dataset}",
+            ),
+            "Loss and accuracy per epoch on the training and validation splits (early stopping on "
+            "the validation loss; dotted: epoch whose weights were restored)",
+            ["line"],
+        ),
+        (
+            "confusion_matrix",
+            products.confusion_figure(
+                report,
+                reference.names,
+                f"Held-out test boxes, {dataset}: accuracy "
+                f"{report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f}",
+            ),
+            "Confusion matrix of the network on held-out test boxes (counts; colour: fraction of "
+            "the true biome)",
+            ["matrix"],
+        ),
+        (
+            "scores",
+            products.scores_figure(
+                report, reference.names, f"Per-biome scores on held-out test boxes, {dataset}"
+            ),
+            "Precision, recall and F1 per biome on held-out test boxes",
+            ["bar"],
+        ),
+        (
+            "maps",
+            products.tracked_maps_figure(
+                tracked, maps_months, fields, f"Tracked carbon biomes, {dataset}"
+            ),
+            f"Maps of the tracked biomes in {', '.join(maps_months)}",
+            ["geo"],
+        ),
+    ]
     for suffix, figure, caption, plot_types in figures:
         path = save_figure(figure, get_plot_filename(f"{name}_{suffix}", cfg))
-        provenance.log(path, provenance_record(
-            f"{caption}; {what}.", ancestors, plot_types=plot_types, statistics=["classification"],
-        ))  # fmt: skip
+        provenance.log(
+            path,
+            provenance_record(
+                f"{caption}; {what}.",
+                ancestors,
+                plot_types=plot_types,
+                statistics=["classification"],
+            ),
+        )
 
 
 def main(cfg: dict[str, Any]) -> None:
@@ -215,20 +280,28 @@ def main(cfg: dict[str, Any]) -> None:
             report = classifier.test_metrics_
             logger.info(
                 "%s: held-out accuracy %.3f, macro-F1 %.3f on %d boxes",
-                dataset, report.accuracy, report.macro_f1, report.n_boxes,
-            )  # fmt: skip
+                dataset,
+                report.accuracy,
+                report.macro_f1,
+                report.n_boxes,
+            )
             tracked = track_dataset(fields, classifier, reference)
             write_outputs(cfg, settings, fields, reference, classifier, tracked, provenance)
             metrics += metric_rows(dataset, classifier, reference, tracked)
             ancestors += fields.ancestors + list(reference.files)
         path = write_metrics(get_diagnostic_filename("tracking_metrics", cfg, "csv"), metrics)
-        provenance.log(path, provenance_record(
-            "Tracking metrics in long format (dataset, biome, metric, value): held-out accuracy, "
-            "per-biome precision, recall, F1 and support, macro-F1, agreement of tracked and "
-            "detected labels in the reference month, out-of-distribution fraction, training "
-            f"details; datasets {', '.join(datasets)}.",
-            ancestors, statistics=["classification", "other"],
-        ))  # fmt: skip
+        provenance.log(
+            path,
+            provenance_record(
+                "Tracking metrics in long format (dataset, biome, metric, value): held-out "
+                "accuracy, 
+                "per-biome precision, recall, F1 and support, macro-F1, agreement of tracked and "
+                "detected labels in the reference month, out-of-distribution fraction, training "
+                f"details; datasets {', '.join(datasets)}.",
+                ancestors,
+                statistics=["classification", "other"],
+            ),
+        )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Units of the slopes of fCO2 (µatm) on each driver.
-DRIVER_UNITS: dict[str, str] = {"sst": "uatm degC-1", "dic": "uatm m3 mmol-1", "alk": "uatm m3 mmol-1"}
+DRIVER_UNITS: dict[str, str] = {
+    "sst": "uatm degC-1",
+    "dic": "uatm m3 mmol-1",
+    "alk": "uatm m3 mmol-1",
+}
 
 #: Fewest significant boxes for a clustering to mean anything.
 MIN_BOXES_TO_CLUSTER = 30
@@ -173,9 +177,7 @@ def regress_month(
         min_points=settings.min_points,
     )
     significant = significant_boxes(result, settings.alpha, settings.significance_test)
-    stats = box_statistics(
-        cell_boxes, result.box_id, ocean, area, sst, month.fields.get("ice")
-    )
+    stats = box_statistics(cell_boxes, result.box_id, ocean, area, sst, month.fields.get("ice"))
     return MonthRegression(
         month=month.label,
         all_boxes=result,
@@ -189,13 +191,19 @@ def regress_month(
 #: Settings that define how box RCs are computed; stored in the detection outputs so that tracking
 #: computes the RCs of every month in exactly the same way.
 REGRESSION_KEYS: tuple[str, ...] = (
-    "box_size", "min_points", "alpha", "significance_test", "carbon",
-)  # fmt: skip
+    "box_size",
+    "min_points",
+    "alpha",
+    "significance_test",
+    "carbon",
+)
 
 
 def regression_attributes(settings: DetectionSettings) -> dict[str, Any]:
     """NetCDF global attributes that record how the box RCs were computed."""
-    attributes: dict[str, Any] = {f"regression_{key}": getattr(settings, key) for key in REGRESSION_KEYS}
+    attributes: dict[str, Any] = {
+        f"regression_{key}": getattr(settings, key) for key in REGRESSION_KEYS
+    }
     for key, value in settings.outlier_filter.items():
         attributes[f"regression_outlier_{key}"] = value
     return attributes
@@ -306,19 +314,30 @@ def detect_biomes(fields: DatasetFields, settings: DetectionSettings) -> Detecti
     for month in months:
         index = fields.month_index(month)
         reg = regress_month(
-            fields.month(index, names), fields.latitude, fields.longitude, cell_boxes,
-            fields.area, settings,
-        )  # fmt: skip
+            fields.month(index, names),
+            fields.latitude,
+            fields.longitude,
+            cell_boxes,
+            fields.area,
+            settings,
+        )
         all_boxes = reg.all_boxes
         logger.info(
             "%s %s: %d valid cells (%d outliers dropped), %d boxes fitted, %d significant "
             "(%s, alpha=%g); dropped: %d with too few cells, %d with a constant or collinear "
             "driver, %d with constant fCO2",
-            fields.dataset, month, reg.n_cells_valid, reg.n_cells_outliers, len(all_boxes),
-            int(reg.significant.sum()), settings.significance_test, settings.alpha,
-            all_boxes.n_dropped_few_points, all_boxes.n_dropped_singular,
+            fields.dataset,
+            month,
+            reg.n_cells_valid,
+            reg.n_cells_outliers,
+            len(all_boxes),
+            int(reg.significant.sum()),
+            settings.significance_test,
+            settings.alpha,
+            all_boxes.n_dropped_few_points,
+            all_boxes.n_dropped_singular,
             all_boxes.n_dropped_constant_target,
-        )  # fmt: skip
+        )
         if int(reg.significant.sum()) < MIN_BOXES_TO_CLUSTER:
             raise DiagnosticError(
                 f"{fields.dataset} {month}: only {int(reg.significant.sum())} of "
@@ -346,14 +365,22 @@ def detect_biomes(fields: DatasetFields, settings: DetectionSettings) -> Detecti
     z, mean, std = clustering.standardize(features)
     linkage = clustering.ward_linkage(z)
     scan = clustering.threshold_scan(
-        linkage, z, settings.scan_delta_dist, settings.scan_delta_var, settings.spread,
-        dist_scale=settings.dist_scale, seed=settings.seed, stability=settings.stability,
-    )  # fmt: skip
+        linkage,
+        z,
+        settings.scan_delta_dist,
+        settings.scan_delta_var,
+        settings.spread,
+        dist_scale=settings.dist_scale,
+        seed=settings.seed,
+        stability=settings.stability,
+    )
     if settings.thresholds == "auto":
         selected = clustering.select_thresholds(
-            scan, rule=settings.selection_rule, min_biomes=settings.min_biomes,
+            scan,
+            rule=settings.selection_rule,
+            min_biomes=settings.min_biomes,
             max_biomes=settings.max_biomes,
-        )  # fmt: skip
+        )
         thresholds = (float(selected["delta_dist"]), float(selected["delta_var"]))
         source = f"selected by {settings.selection_rule} among {len(scan)} scanned pairs"
     else:
@@ -371,9 +398,17 @@ def detect_biomes(fields: DatasetFields, settings: DetectionSettings) -> Detecti
     logger.info(
         "%s: %d significant boxes in %s clustered into %d biomes with Δdist=%g (%s; %.3g in Ward "
         "height), Δvar=%g (%s): %s",
-        fields.dataset, len(labels), ", ".join(months), len(names), thresholds[0],
-        settings.dist_scale, cut.delta_dist, thresholds[1], source, ", ".join(f"{k}={v} ({int((labels == k).sum())})" for k, v in names.items()),
-    )  # fmt: skip
+        fields.dataset,
+        len(labels),
+        ", ".join(months),
+        len(names),
+        thresholds[0],
+        settings.dist_scale,
+        cut.delta_dist,
+        thresholds[1],
+        source,
+        ", ".join(f"{k}={v} ({int((labels == k).sum())})" for k, v in names.items()),
+    )
     dropped = {
         "few_points": sum(reg.all_boxes.n_dropped_few_points for reg in regressions),
         "singular": sum(reg.all_boxes.n_dropped_singular for reg in regressions),
@@ -412,9 +447,11 @@ def detect_biomes(fields: DatasetFields, settings: DetectionSettings) -> Detecti
 def partition_scores(result: DetectionResult) -> dict[str, float]:
     """Scores of the chosen partition (from the scan when the pair was scanned)."""
     for row in result.scan:
-        if np.isclose(row["delta_dist"], result.thresholds[0]) and np.isclose(
-            row["delta_var"], result.thresholds[1]
-        ) and row["dist_scale"] == result.settings.dist_scale:
+        if (
+            np.isclose(row["delta_dist"], result.thresholds[0])
+            and np.isclose(row["delta_var"], result.thresholds[1])
+            and row["dist_scale"] == result.settings.dist_scale
+        ):
             keys = ("silhouette", "calinski_harabasz", "gmm_bic", "paper_score", "stability")
             return {key: float(row[key]) for key in keys}
     seed = result.settings.seed
@@ -428,7 +465,10 @@ def partition_scores(result: DetectionResult) -> dict[str, float]:
 
 
 def scan_table(
-    scan: list[Mapping[str, Any]], key: str, delta_dists: tuple[float, ...], delta_vars: tuple[float, ...]
+    scan: list[Mapping[str, Any]],
+    key: str,
+    delta_dists: tuple[float, ...],
+    delta_vars: tuple[float, ...],
 ) -> np.ndarray:
     """Arrange one scan quantity as a (Δvar x Δdist) table."""
     table = np.full((len(delta_vars), len(delta_dists)), np.nan)

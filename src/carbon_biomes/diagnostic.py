@@ -191,4 +191,6 @@ def get_diagnostic_filename(basename: str, cfg: dict[str, Any], extension: str =
 
 def get_plot_filename(basename: str, cfg: dict[str, Any]) -> Path:
     """Return ``plot_dir/basename.<output_file_type>``."""
-    return Path(cfg["plot_dir"]) / f"{_safe_basename(basename)}.{cfg.get('output_file_type', 'png')}"
+    return (
+        Path(cfg["plot_dir"]) / f"{_safe_basename(basename)}.{cfg.get('output_file_type', 'png')}"
+    )

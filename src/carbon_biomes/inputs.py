@@ -237,7 +237,8 @@ def load_dataset_fields(
             )
         other_lat, other_lon = _horizontal_coords(cube)
         if other_lat.shape != lat.shape or not (
-            np.allclose(other_lat, lat, atol=1e-4) and np.allclose(other_lon % 360, lon % 360, atol=1e-4)
+            np.allclose(other_lat, lat, atol=1e-4)
+            and np.allclose(other_lon % 360, lon % 360, atol=1e-4)
         ):
             raise DiagnosticError(
                 f"{dataset}: the latitude/longitude of tos and {short} disagree; all variables "

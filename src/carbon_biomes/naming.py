@@ -44,9 +44,20 @@ def roman(number: int) -> str:
     if number < 1:
         raise ValueError(f"Roman numerals need a positive integer, got {number}")
     numerals = [
-        (1000, "M"), (900, "CM"), (500, "D"), (400, "CD"), (100, "C"), (90, "XC"),
-        (50, "L"), (40, "XL"), (10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I"),
-    ]  # fmt: skip
+        (1000, "M"),
+        (900, "CM"),
+        (500, "D"),
+        (400, "CD"),
+        (100, "C"),
+        (90, "XC"),
+        (50, "L"),
+        (40, "XL"),
+        (10, "X"),
+        (9, "IX"),
+        (5, "V"),
+        (4, "IV"),
+        (1, "I"),
+    ]
     text = ""
     for value, numeral in numerals:
         count, number = divmod(number, value)
@@ -167,8 +178,7 @@ def name_biomes(
     for label, name in (overrides or {}).items():
         if int(label) not in names:
             raise ValueError(
-                f"biome name override for biome {label}, but the biomes are "
-                f"{sorted(names)}"
+                f"biome name override for biome {label}, but the biomes are {sorted(names)}"
             )
         names[int(label)] = str(name)
     if len(set(names.values())) != len(names):

@@ -202,7 +202,9 @@ def save_cubes(
     attributes = {key: _attribute_value(value) for key, value in global_attributes.items()}
     attributes["history"] = history
     attributes.setdefault("source", f"carbon-biomes {__version__}")
-    attributes.setdefault("references", "Mohanty et al. (2025), Ocean Science 21, 587, doi:10.5194/os-21-587-2025")
+    attributes.setdefault(
+        "references", "Mohanty et al. (2025), Ocean Science 21, 587, doi:10.5194/os-21-587-2025"
+    )
     for cube in cubes:
         for key, value in attributes.items():
             cube.attributes.globals[key] = value

@@ -93,14 +93,25 @@ def _draw_land(ax: Axes, latitude: np.ndarray, longitude: np.ndarray, land: np.n
     cmap = ListedColormap([LAND_COLOUR])
     if latitude.ndim == 1:
         ax.pcolormesh(
-            longitude, latitude, shading, cmap=cmap, transform=ccrs.PlateCarree(),
-            shading="nearest", rasterized=True,
-        )  # fmt: skip
+            longitude,
+            latitude,
+            shading,
+            cmap=cmap,
+            transform=ccrs.PlateCarree(),
+            shading="nearest",
+            rasterized=True,
+        )
     else:
         ax.scatter(
-            np.asarray(longitude)[land], np.asarray(latitude)[land], s=0.6, marker="s",
-            c=LAND_COLOUR, linewidths=0, transform=ccrs.PlateCarree(), rasterized=True,
-        )  # fmt: skip
+            np.asarray(longitude)[land],
+            np.asarray(latitude)[land],
+            s=0.6,
+            marker="s",
+            c=LAND_COLOUR,
+            linewidths=0,
+            transform=ccrs.PlateCarree(),
+            rasterized=True,
+        )
 
 
 def plot_biome_map(
@@ -146,9 +157,14 @@ def plot_biome_map(
     if land is not None:
         _draw_land(ax, *land)
     ax.pcolormesh(
-        lon_edges, lat_edges, index, cmap=cmap, norm=norm, transform=ccrs.PlateCarree(),
+        lon_edges,
+        lat_edges,
+        index,
+        cmap=cmap,
+        norm=norm,
+        transform=ccrs.PlateCarree(),
         rasterized=True,
-    )  # fmt: skip
+    )
     ax.gridlines(linewidth=0.3, color="0.6", alpha=0.6)
     if title:
         ax.set_title(title, fontsize=10)
@@ -159,9 +175,13 @@ def plot_biome_map(
             Patch(facecolor=colours[k], edgecolor="0.3", label=f"{k}: {names[k]}") for k in numbers
         ]
         ax.legend(
-            handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02),
-            ncols=min(len(handles), 4), fontsize=8, frameon=False,
-        )  # fmt: skip
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.02),
+            ncols=min(len(handles), 4),
+            fontsize=8,
+            frameon=False,
+        )
 
 
 def plot_box_field(
@@ -183,14 +203,20 @@ def plot_box_field(
     if land is not None:
         _draw_land(ax, *land)
     values = np.ma.compressed(grid)
-    vmin, vmax = (np.percentile(values, [2, 98]) if values.size else (0.0, 1.0))
+    vmin, vmax = np.percentile(values, [2, 98]) if values.size else (0.0, 1.0)
     if symmetric:
         vmax = max(abs(vmin), abs(vmax))
         vmin = -vmax
     mesh = ax.pcolormesh(
-        lon_edges, lat_edges, grid, cmap=cmap, vmin=vmin, vmax=vmax,
-        transform=ccrs.PlateCarree(), rasterized=True,
-    )  # fmt: skip
+        lon_edges,
+        lat_edges,
+        grid,
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        transform=ccrs.PlateCarree(),
+        rasterized=True,
+    )
     ax.figure.colorbar(mesh, ax=ax, orientation="horizontal", shrink=0.7, pad=0.04, label=label)
     if title:
         ax.set_title(title, fontsize=10)
@@ -212,18 +238,34 @@ def plot_native_field(
     field = np.ma.masked_invalid(field)
     land = np.ma.getmaskarray(field)
     values = np.ma.compressed(field)
-    vmin, vmax = (np.percentile(values, [1, 99]) if values.size else (0.0, 1.0))
+    vmin, vmax = np.percentile(values, [1, 99]) if values.size else (0.0, 1.0)
     if latitude.ndim == 1:
         mesh = ax.pcolormesh(
-            longitude, latitude, field, cmap=cmap, vmin=vmin, vmax=vmax,
-            transform=ccrs.PlateCarree(), shading="nearest", rasterized=True,
-        )  # fmt: skip
+            longitude,
+            latitude,
+            field,
+            cmap=cmap,
+            vmin=vmin,
+            vmax=vmax,
+            transform=ccrs.PlateCarree(),
+            shading="nearest",
+            rasterized=True,
+        )
     else:
         ok = ~land
         mesh = ax.scatter(
-            longitude[ok], latitude[ok], c=field[ok], s=1.0, marker="s", linewidths=0,
-            cmap=cmap, vmin=vmin, vmax=vmax, transform=ccrs.PlateCarree(), rasterized=True,
-        )  # fmt: skip
+            longitude[ok],
+            latitude[ok],
+            c=field[ok],
+            s=1.0,
+            marker="s",
+            linewidths=0,
+            cmap=cmap,
+            vmin=vmin,
+            vmax=vmax,
+            transform=ccrs.PlateCarree(),
+            rasterized=True,
+        )
     _draw_land(ax, latitude, longitude, land)
     ax.figure.colorbar(mesh, ax=ax, orientation="horizontal", shrink=0.7, pad=0.04, label=label)
     if title:
@@ -231,7 +273,7 @@ def plot_native_field(
 
 
 def dendrogram_node_positions(linkage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """x positions and heights of all nodes as :func:`scipy.cluster.hierarchy.dendrogram` draws.
+    """X positions and heights of all nodes as :func:`scipy.cluster.hierarchy.dendrogram` draws.
 
     Leaves sit at x = 5 + 10 * rank in the leaf order; an internal node sits midway between its
     children, at its linkage height. Node ids follow scipy: leaves 0..n-1, merges n..2n-2.
@@ -291,24 +333,33 @@ def plot_dendrogram(
         if node_colour[node] != "#555555":
             node_colour[children[row]] = node_colour[node]
     dendrogram(
-        linkage, ax=ax, no_labels=True, link_color_func=lambda node: node_colour[node],
+        linkage,
+        ax=ax,
+        no_labels=True,
+        link_color_func=lambda node: node_colour[node],
         color_threshold=None,
-    )  # fmt: skip
+    )
     x, height = dendrogram_node_positions(linkage)
     for number, node in sorted(cut_nodes.items()):
         ax.plot(x[node], height[node], "o", ms=9, mfc=colours[number], mec="k", zorder=5)
         ax.annotate(
-            str(number), (x[node], height[node]), xytext=(0, 7), textcoords="offset points",
-            ha="center", fontsize=8, fontweight="bold",
-        )  # fmt: skip
+            str(number),
+            (x[node], height[node]),
+            xytext=(0, 7),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+            fontweight="bold",
+        )
     ax.set_ylabel("Ward linkage distance")
     ax.set_xlabel(f"{n} boxes (leaf order); circles: cut nodes, one per biome")
     from matplotlib.patches import Patch
 
     ax.legend(
         handles=[Patch(color=colours[k], label=f"{k}: {names[k]}") for k in sorted(names)],
-        fontsize=8, loc="upper right",
-    )  # fmt: skip
+        fontsize=8,
+        loc="upper right",
+    )
     if title:
         ax.set_title(title, fontsize=10)
 
@@ -330,10 +381,14 @@ def plot_rc_bars(
     x = np.arange(len(numbers))
     for d in range(n_drivers):
         ax.bar(
-            x + (d - (n_drivers - 1) / 2) * width, mean_z[:, d], width,
-            color=[colours[k] for k in numbers], edgecolor="k", hatch=hatches[d % 3],
+            x + (d - (n_drivers - 1) / 2) * width,
+            mean_z[:, d],
+            width,
+            color=[colours[k] for k in numbers],
+            edgecolor="k",
+            hatch=hatches[d % 3],
             label=driver_labels[d],
-        )  # fmt: skip
+        )
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set_xticks(x, [f"{k}: {names[k]}" for k in numbers], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("mean standardized RC (z-score)")
@@ -368,9 +423,14 @@ def plot_scan_heatmap(
             value = table[i, j]
             text = "–" if not np.isfinite(value) else fmt.format(value)
             ax.text(
-                j, i, text, ha="center", va="center", fontsize=7,
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
                 color="white" if np.isfinite(value) and value < middle else "black",
-            )  # fmt: skip
+            )
     if selected is not None:
         j = int(np.argmin(np.abs(np.asarray(delta_dists) - selected[0])))
         i = int(np.argmin(np.abs(np.asarray(delta_vars) - selected[1])))
@@ -381,7 +441,9 @@ def plot_scan_heatmap(
     ax.set_title(label, fontsize=10)
 
 
-def plot_training_curves(ax_loss: Axes, ax_acc: Axes, history: Mapping[str, Sequence[float]]) -> None:
+def plot_training_curves(
+    ax_loss: Axes, ax_acc: Axes, history: Mapping[str, Sequence[float]]
+) -> None:
     """Loss and accuracy per epoch for training and validation splits."""
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     for key, style in (("loss", "-"), ("val_loss", "--")):
@@ -410,9 +472,14 @@ def plot_confusion_matrix(
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
             ax.text(
-                j, i, f"{matrix[i, j]}", ha="center", va="center", fontsize=7,
+                j,
+                i,
+                f"{matrix[i, j]}",
+                ha="center",
+                va="center",
+                fontsize=7,
                 color="white" if np.nan_to_num(fraction[i, j]) > 0.6 else "black",
-            )  # fmt: skip
+            )
     ax.set_xticks(range(len(class_names)), class_names, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(len(class_names)), class_names, fontsize=8)
     ax.set_xlabel("predicted biome")

@@ -62,7 +62,9 @@ def month_time_coord(months: Sequence[str], calendar: str = "standard") -> iris.
     )
 
 
-def _stack_months(cubes_per_month: Sequence[iris.cube.Cube], months: Sequence[str]) -> iris.cube.Cube:
+def _stack_months(
+    cubes_per_month: Sequence[iris.cube.Cube], months: Sequence[str]
+) -> iris.cube.Cube:
     """Stack (lat, lon) lattice cubes of several months into one (time, lat, lon) cube."""
     first = cubes_per_month[0]
     data = np.ma.stack([cube.data for cube in cubes_per_month])
@@ -97,37 +99,78 @@ def regression_cubes(result: DetectionResult) -> iris.cube.CubeList:
         for d, driver in enumerate(boxes.driver_names):
             long = _DRIVER_LONG.get(driver, driver)
             specs += [
-                (f"rc_{driver}", boxes.slopes[:, d],
-                 f"regression coefficient of fCO2 on {long}", DRIVER_UNITS.get(driver, "1"), np.float32),
-                (f"stderr_{driver}", boxes.stderr[:, d],
-                 f"standard error of the regression coefficient on {long}", DRIVER_UNITS.get(driver, "1"), np.float32),
-                (f"pvalue_{driver}", boxes.pvalues[:, d],
-                 f"two-sided t-test p-value of the regression coefficient on {long}", "1", np.float64),
-                (f"vif_{driver}", boxes.vif[:, d], f"variance inflation factor of {long}", "1", np.float32),
-            ]  # fmt: skip
+                (
+                    f"rc_{driver}",
+                    boxes.slopes[:, d],
+                    f"regression coefficient of fCO2 on {long}",
+                    DRIVER_UNITS.get(driver, "1"),
+                    np.float32,
+                ),
+                (
+                    f"stderr_{driver}",
+                    boxes.stderr[:, d],
+                    f"standard error of the regression coefficient on {long}",
+                    DRIVER_UNITS.get(driver, "1"),
+                    np.float32,
+                ),
+                (
+                    f"pvalue_{driver}",
+                    boxes.pvalues[:, d],
+                    f"two-sided t-test p-value of the regression coefficient on {long}",
+                    "1",
+                    np.float64,
+                ),
+                (
+                    f"vif_{driver}",
+                    boxes.vif[:, d],
+                    f"variance inflation factor of {long}",
+                    "1",
+                    np.float32,
+                ),
+            ]
         specs += [
             ("intercept", boxes.intercept, "intercept of the fCO2 regression", "uatm", np.float32),
-            ("r2", boxes.r2, "coefficient of determination of the fCO2 regression", "1", np.float32),
-            ("f_pvalue", boxes.f_pvalue, "p-value of the joint F-test of the slopes", "1", np.float64),
+            (
+                "r2",
+                boxes.r2,
+                "coefficient of determination of the fCO2 regression",
+                "1",
+                np.float32,
+            ),
+            (
+                "f_pvalue",
+                boxes.f_pvalue,
+                "p-value of the joint F-test of the slopes",
+                "1",
+                np.float64,
+            ),
             ("n_cells", boxes.n, "number of native grid cells used in the box fit", "1", np.int32),
-            ("significant", reg.significant.astype(np.int8),
-             "box passes the significance filter and is clustered", "1", np.int8),
+            (
+                "significant",
+                reg.significant.astype(np.int8),
+                "box passes the significance filter and is clustered",
+                "1",
+                np.int8,
+            ),
             ("ocean_area", reg.stats.area, "ocean area of the box", "m2", np.float64),
-        ]  # fmt: skip
+        ]
         for var_name, values, long_name, units, dtype in specs:
             cube = box_lattice_cube(
-                values, boxes.box_id, box_size, var_name=var_name, long_name=long_name,
-                units=units, dtype=dtype,
-            )  # fmt: skip
+                values,
+                boxes.box_id,
+                box_size,
+                var_name=var_name,
+                long_name=long_name,
+                units=units,
+                dtype=dtype,
+            )
             per_variable.setdefault(var_name, []).append(cube)
     return iris.cube.CubeList(
         _stack_months(cubes, result.months) for cubes in per_variable.values()
     )
 
 
-def labels_on_lattice(
-    labels: np.ndarray, box_id: np.ndarray, box_size: float
-) -> np.ma.MaskedArray:
+def labels_on_lattice(labels: np.ndarray, box_id: np.ndarray, box_size: float) -> np.ma.MaskedArray:
     """A (n_lat_boxes, n_lon_boxes) masked grid of labels."""
     return box_lattice_cube(
         labels, box_id, box_size, var_name="biome", long_name="biome", units="1", dtype=np.int16
@@ -142,10 +185,16 @@ def detection_label_cubes(result: DetectionResult) -> iris.cube.CubeList:
         members = result.month_of_box == m
         cubes.append(
             box_lattice_cube(
-                result.labels[members], result.box_id[members], result.settings.box_size,
-                var_name="biome", long_name="carbon biome detected by Ward clustering",
-                units="1", dtype=np.int16, fill_value=LABEL_FILL, attributes=flags,
-            )  # fmt: skip
+                result.labels[members],
+                result.box_id[members],
+                result.settings.box_size,
+                var_name="biome",
+                long_name="carbon biome detected by Ward clustering",
+                units="1",
+                dtype=np.int16,
+                fill_value=LABEL_FILL,
+                attributes=flags,
+            )
         )
     cube = _stack_months(cubes, result.months)
     return iris.cube.CubeList([cube])
@@ -210,9 +259,17 @@ def centroid_rows(result: DetectionResult) -> tuple[list[str], list[list[Any]]]:
     rows = []
     for number, entry in result.centroids().items():
         rows.append(
-            [result.dataset, number, entry["name"], entry["n_boxes"], entry["area"] / 1e6,
-             entry["mean_lat"], *entry["rc"], *entry["z"]]
-        )  # fmt: skip
+            [
+                result.dataset,
+                number,
+                entry["name"],
+                entry["n_boxes"],
+                entry["area"] / 1e6,
+                entry["mean_lat"],
+                *entry["rc"],
+                *entry["z"],
+            ]
+        )
     return header, rows
 
 
@@ -221,7 +278,12 @@ def detection_metric_rows(result: DetectionResult, scores: Mapping[str, float]) 
     rows: list[list[Any]] = [
         [result.dataset, "all", "n_biomes", result.n_biomes],
         [result.dataset, "all", "n_boxes_clustered", int(result.labels.size)],
-        [result.dataset, "all", "n_boxes_fitted", sum(len(r.all_boxes) for r in result.regressions)],
+        [
+            result.dataset,
+            "all",
+            "n_boxes_fitted",
+            sum(len(r.all_boxes) for r in result.regressions),
+        ],
         [result.dataset, "all", "delta_dist", result.thresholds[0]],
         [result.dataset, "all", "delta_var", result.thresholds[1]],
         [result.dataset, "all", "delta_dist_ward_height", result.delta_dist_abs],
@@ -229,12 +291,16 @@ def detection_metric_rows(result: DetectionResult, scores: Mapping[str, float]) 
     rows += [[result.dataset, "all", f"n_boxes_dropped_{k}", v] for k, v in result.dropped.items()]
     rows += [[result.dataset, "all", key, value] for key, value in scores.items()]
     total_area = float(np.nansum(result.area))
-    for number, entry in result.centroids().items():
+    for entry in result.centroids().values():
         rows.append([result.dataset, entry["name"], "n_boxes", entry["n_boxes"]])
         rows.append(
-            [result.dataset, entry["name"], "area_fraction",
-             entry["area"] * len(result.months) / total_area if total_area else np.nan]
-        )  # fmt: skip
+            [
+                result.dataset,
+                entry["name"],
+                "area_fraction",
+                entry["area"] * len(result.months) / total_area if total_area else np.nan,
+            ]
+        )
     return rows
 
 
@@ -303,10 +369,16 @@ def scan_figure(result: DetectionResult, title: str) -> Figure:
     for ax, (key, label, fmt, cmap) in zip(axes, quantities, strict=False):
         table = scan_table(result.scan, key, settings.scan_delta_dist, settings.scan_delta_var)
         plotting.plot_scan_heatmap(
-            ax, table, settings.scan_delta_dist, settings.scan_delta_var, label=label,
-            selected=result.thresholds, fmt=fmt, cmap=cmap,
-        )  # fmt: skip
-    for ax in axes[len(quantities):]:
+            ax,
+            table,
+            settings.scan_delta_dist,
+            settings.scan_delta_var,
+            label=label,
+            selected=result.thresholds,
+            fmt=fmt,
+            cmap=cmap,
+        )
+    for ax in axes[len(quantities) :]:
         ax.set_axis_off()
     fig.suptitle(title, fontsize=11)
     return fig
@@ -316,44 +388,68 @@ def scan_figure(result: DetectionResult, title: str) -> Figure:
 # Tracking products
 # ---------------------------------------------------------------------------------------------
 def _lattice_time_cube(
-    data: np.ma.MaskedArray, months: Sequence[str], box_size: float, *, var_name: str,
-    long_name: str, units: str, attributes: Mapping[str, Any] | None = None,
-) -> iris.cube.Cube:  # fmt: skip
+    data: np.ma.MaskedArray,
+    months: Sequence[str],
+    box_size: float,
+    *,
+    var_name: str,
+    long_name: str,
+    units: str,
+    attributes: Mapping[str, Any] | None = None,
+) -> iris.cube.Cube:
     lat, lon = box_lattice_coords(box_size)
     return iris.cube.Cube(
-        data, var_name=var_name, long_name=long_name, units=units,
+        data,
+        var_name=var_name,
+        long_name=long_name,
+        units=units,
         attributes=dict(attributes or {}),
         dim_coords_and_dims=[(month_time_coord(months), 0), (lat, 1), (lon, 2)],
-    )  # fmt: skip
+    )
 
 
 def tracked_cubes(tracked: Any) -> iris.cube.CubeList:
     """Tracked labels, their softmax probability and the OOD flag on the box lattice."""
     common = {"months": tracked.months, "box_size": tracked.box_size}
-    return iris.cube.CubeList([
-        _lattice_time_cube(
-            tracked.labels, **common, var_name="biome",
-            long_name="carbon biome assigned by the tracking network", units="1",
-            attributes=flag_attributes(tracked.names),
-        ),
-        _lattice_time_cube(
-            tracked.probability, **common, var_name="biome_probability",
-            long_name="softmax probability of the assigned biome", units="1",
-        ),
-        _lattice_time_cube(
-            tracked.ood, **common, var_name="out_of_distribution",
-            long_name="box regression coefficients outside the training distribution "
-            "(Mahalanobis distance to the nearest biome centroid beyond the training quantile)",
-            units="1", attributes={"flag_values": np.asarray([0, 1], np.int8),
-                                   "flag_meanings": "in_distribution out_of_distribution"},
-        ),
-    ])  # fmt: skip
+    return iris.cube.CubeList(
+        [
+            _lattice_time_cube(
+                tracked.labels,
+                **common,
+                var_name="biome",
+                long_name="carbon biome assigned by the tracking network",
+                units="1",
+                attributes=flag_attributes(tracked.names),
+            ),
+            _lattice_time_cube(
+                tracked.probability,
+                **common,
+                var_name="biome_probability",
+                long_name="softmax probability of the assigned biome",
+                units="1",
+            ),
+            _lattice_time_cube(
+                tracked.ood,
+                **common,
+                var_name="out_of_distribution",
+                long_name="box regression coefficients outside the training distribution "
+                "(Mahalanobis distance to the nearest biome centroid beyond the training quantile)",
+                units="1",
+                attributes={
+                    "flag_values": np.asarray([0, 1], np.int8),
+                    "flag_meanings": "in_distribution out_of_distribution",
+                },
+            ),
+        ]
+    )
 
 
 def native_tracked_cube(
-    fields: DatasetFields, labels: np.ma.MaskedArray, cell_boxes: np.ndarray,
+    fields: DatasetFields,
+    labels: np.ma.MaskedArray,
+    cell_boxes: np.ndarray,
     names: Mapping[int, str],
-) -> iris.cube.Cube:  # fmt: skip
+) -> iris.cube.Cube:
     """Tracked labels of every month on the native grid, built lazily (saved month by month)."""
     import dask.array as da
 
@@ -365,8 +461,11 @@ def native_tracked_cube(
     lazy = da.from_array(flat, chunks=(1, flat.shape[1]))
     native = lazy.map_blocks(
         lambda block: np.where(ocean, block[:, index], LABEL_FILL).astype(np.int16),
-        drop_axis=1, new_axis=[1, 2], chunks=((1,) * n_months, *index.shape), dtype=np.int16,
-    )  # fmt: skip
+        drop_axis=1,
+        new_axis=[1, 2],
+        chunks=((1,) * n_months, *index.shape),
+        dtype=np.int16,
+    )
     native = da.ma.masked_equal(native, LABEL_FILL)
     cube = fields.cubes["sst"].copy(data=native)
     cube.var_name = "biome"
@@ -388,13 +487,26 @@ def area_rows(tracked: Any) -> tuple[list[str], list[list[Any]]]:
     for t, month in enumerate(tracked.months):
         total = area[t].sum()
         for k, number in enumerate(numbers):
-            rows.append([
-                tracked.dataset, month, number, tracked.names[number],
-                int((labels[t] == number).sum()), area[t, k] / 1e6,
-                area[t, k] / total if total > 0 else np.nan,
-            ])  # fmt: skip
-    header = ["dataset", "month", "biome_number", "biome", "n_boxes", "area_km2",
-              "fraction_of_classified_area"]  # fmt: skip
+            rows.append(
+                [
+                    tracked.dataset,
+                    month,
+                    number,
+                    tracked.names[number],
+                    int((labels[t] == number).sum()),
+                    area[t, k] / 1e6,
+                    area[t, k] / total if total > 0 else np.nan,
+                ]
+            )
+    header = [
+        "dataset",
+        "month",
+        "biome_number",
+        "biome",
+        "n_boxes",
+        "area_km2",
+        "fraction_of_classified_area",
+    ]
     return header, rows
 
 
@@ -423,11 +535,16 @@ def scores_figure(report: Any, names: Mapping[int, str], title: str) -> Figure:
     """Per-biome precision, recall and F1 of the held-out test boxes."""
     fig = plotting.new_figure(9.0, 4.8)
     ax = fig.add_subplot(111)
-    classes = [f"{names.get(int(k), k)} (n={int(s)})" for k, s in zip(report.classes, report.support, strict=True)]
+    classes = [
+        f"{names.get(int(k), k)} (n={int(s)})"
+        for k, s in zip(report.classes, report.support, strict=True)
+    ]
     plotting.plot_scores_bars(
-        ax, classes, {"precision": report.precision, "recall": report.recall, "F1": report.f1},
+        ax,
+        classes,
+        {"precision": report.precision, "recall": report.recall, "F1": report.f1},
         title=title,
-    )  # fmt: skip
+    )
     return fig
 
 
@@ -451,8 +568,13 @@ def tracked_maps_figure(
         t = tracked.months.index(month)
         ax = plotting.map_axes(fig, (2, 2, i + 1))
         plotting.plot_biome_map(
-            ax, tracked.labels[t], tracked.box_size, tracked.names,
-            land=_land(fields, t), title=month, legend=i == len(months) - 1,
-        )  # fmt: skip
+            ax,
+            tracked.labels[t],
+            tracked.box_size,
+            tracked.names,
+            land=_land(fields, t),
+            title=month,
+            legend=i == len(months) - 1,
+        )
     fig.suptitle(title, fontsize=11)
     return fig

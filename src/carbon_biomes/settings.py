@@ -25,10 +25,24 @@ PAPER_THRESHOLDS: tuple[float, float] = (25.0, 0.1)
 
 #: Keys ESMValCore adds to every script's settings.
 _ESMVALCORE_KEYS = {
-    "auxiliary_data_dir", "input_files", "input_data", "log_level", "output_file_type",
-    "plot_dir", "profile_diagnostic", "recipe", "run_dir", "script", "version", "work_dir",
-    "exit_on_ncl_warning", "write_ncl_interface", "realms", "themes", "ancestors",
-}  # fmt: skip
+    "auxiliary_data_dir",
+    "input_files",
+    "input_data",
+    "log_level",
+    "output_file_type",
+    "plot_dir",
+    "profile_diagnostic",
+    "recipe",
+    "run_dir",
+    "script",
+    "version",
+    "work_dir",
+    "exit_on_ncl_warning",
+    "write_ncl_interface",
+    "realms",
+    "themes",
+    "ancestors",
+}
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -124,8 +138,11 @@ class DetectionSettings(_Settings):
     significance_test: str = "all_slopes"
     outlier_filter: Mapping[str, float] = field(
         default_factory=lambda: {
-            "dic_min": 1500.0, "alk_min": 1700.0, "sst_max": 40.0, "fco2_max": 500.0
-        }  # fmt: skip
+            "dic_min": 1500.0,
+            "alk_min": 1700.0,
+            "sst_max": 40.0,
+            "fco2_max": 500.0,
+        }
     )
     carbon: str = "contemporary"
     thresholds: Any = "auto"
@@ -149,7 +166,9 @@ class DetectionSettings(_Settings):
             months = (months,)
         set_(self, "reference_months", tuple(parse_month(m, "reference_months") for m in months))
         if not (isinstance(self.box_size, (int, float)) and self.box_size > 0):
-            raise SettingsError(f"setting 'box_size' must be a positive number, got {self.box_size!r}")
+            raise SettingsError(
+                f"setting 'box_size' must be a positive number, got {self.box_size!r}"
+            )
         set_(self, "box_size", float(self.box_size))
         if int(self.min_points) < 2:
             raise SettingsError(f"setting 'min_points' must be at least 2, got {self.min_points}")
@@ -157,7 +176,8 @@ class DetectionSettings(_Settings):
             raise SettingsError(f"setting 'alpha' must lie in (0, 1), got {self.alpha}")
         if self.significance_test not in ("all_slopes", "f_test"):
             raise SettingsError(
-                f"setting 'significance_test' must be all_slopes or f_test, got {self.significance_test!r}"
+                "setting 'significance_test' must be all_slopes or f_test, got "
+                f"{self.significance_test!r}"
             )
         outliers = dict(DetectionSettings.__dataclass_fields__["outlier_filter"].default_factory())
         unknown = set(self.outlier_filter) - set(outliers)
@@ -168,9 +188,13 @@ class DetectionSettings(_Settings):
         outliers.update({k: float(v) for k, v in self.outlier_filter.items()})
         set_(self, "outlier_filter", outliers)
         if self.carbon not in ("contemporary", "natural"):
-            raise SettingsError(f"setting 'carbon' must be contemporary or natural, got {self.carbon!r}")
+            raise SettingsError(
+                f"setting 'carbon' must be contemporary or natural, got {self.carbon!r}"
+            )
         if self.dist_scale not in ("root", "absolute"):
-            raise SettingsError(f"setting 'dist_scale' must be root or absolute, got {self.dist_scale!r}")
+            raise SettingsError(
+                f"setting 'dist_scale' must be root or absolute, got {self.dist_scale!r}"
+            )
         thresholds = self.thresholds
         if thresholds == "paper":
             thresholds = PAPER_THRESHOLDS
@@ -204,7 +228,9 @@ class DetectionSettings(_Settings):
         if not 2 <= int(self.min_biomes) <= int(self.max_biomes):
             raise SettingsError("settings need 2 <= min_biomes <= max_biomes")
         if self.spread not in ("pooled_variance", "wcss"):
-            raise SettingsError(f"setting 'spread' must be pooled_variance or wcss, got {self.spread!r}")
+            raise SettingsError(
+                f"setting 'spread' must be pooled_variance or wcss, got {self.spread!r}"
+            )
         set_(self, "biome_names", {int(k): str(v) for k, v in dict(self.biome_names).items()})
 
     @property

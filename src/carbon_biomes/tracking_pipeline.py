@@ -86,9 +86,7 @@ def read_reference_biomes(dataset: str, folders: Iterable[str | Path]) -> Refere
     settings = settings_from_attributes(attributes)
     names = {int(k): v for k, v in json.loads(attributes["biome_names_json"]).items()}
     time = label_cube.coord("time")
-    months = tuple(
-        f"{d.year:04d}-{d.month:02d}" for d in time.units.num2date(time.points)
-    )
+    months = tuple(f"{d.year:04d}-{d.month:02d}" for d in time.units.num2date(time.points))
     grid = np.ma.asarray(label_cube.data)
     features, labels, box_id, month_of_box = [], [], [], []
     for t in range(grid.shape[0]):
@@ -176,15 +174,21 @@ def track_dataset(
     year_counts = {"boxes": 0, "ood": 0}
     for t, month in enumerate(fields.months):
         reg = regress_month(
-            fields.month(t, names), fields.latitude, fields.longitude, cell_boxes, fields.area,
+            fields.month(t, names),
+            fields.latitude,
+            fields.longitude,
+            cell_boxes,
+            fields.area,
             settings,
-        )  # fmt: skip
+        )
         kept = reg.kept
         if len(kept) == 0:
             logger.warning(
                 "%s %s: no box passed the regression and significance filter; the month's "
-                "labels are missing", fields.dataset, month,
-            )  # fmt: skip
+                "labels are missing",
+                fields.dataset,
+                month,
+            )
         else:
             prediction = classifier.predict(kept.slopes, rescale=rescale)
             valid = prediction.valid
@@ -199,9 +203,14 @@ def track_dataset(
             logger.info(
                 "%s: tracked %s (%d/%d months, %.0f s): %d boxes labelled this year, %.1f %% "
                 "out of the training distribution",
-                fields.dataset, month[:4], t + 1, n_months, time.perf_counter() - start,
-                year_counts["boxes"], 100.0 * year_counts["ood"] / max(year_counts["boxes"], 1),
-            )  # fmt: skip
+                fields.dataset,
+                month[:4],
+                t + 1,
+                n_months,
+                time.perf_counter() - start,
+                year_counts["boxes"],
+                100.0 * year_counts["ood"] / max(year_counts["boxes"], 1),
+            )
             year_counts = {"boxes": 0, "ood": 0}
     shape = (n_months, n_lat, n_lon)
     return TrackedBiomes(
@@ -216,9 +225,7 @@ def track_dataset(
     )
 
 
-def reference_agreement(
-    tracked: TrackedBiomes, reference: ReferenceBiomes
-) -> Mapping[str, Any]:
+def reference_agreement(tracked: TrackedBiomes, reference: ReferenceBiomes) -> Mapping[str, Any]:
     """Fraction of reference boxes whose tracked label equals the detected label, per month."""
     result: dict[str, Any] = {}
     for m, month in enumerate(reference.months):
