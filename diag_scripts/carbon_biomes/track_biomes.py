@@ -294,10 +294,9 @@ def main(cfg: dict[str, Any]) -> None:
             path,
             provenance_record(
                 "Tracking metrics in long format (dataset, biome, metric, value): held-out "
-                "accuracy, 
-                "per-biome precision, recall, F1 and support, macro-F1, agreement of tracked and "
-                "detected labels in the reference month, out-of-distribution fraction, training "
-                f"details; datasets {', '.join(datasets)}.",
+                "accuracy, per-biome precision, recall, F1 and support, macro-F1, agreement of "
+                "tracked and detected labels in the reference month, out-of-distribution "
+                f"fraction, training details; datasets {', '.join(datasets)}.",
                 ancestors,
                 statistics=["classification", "other"],
             ),

@@ -19,7 +19,10 @@ __all__ = ["latest_run_dir", "run_recipe", "write_config"]
 
 logger = logging.getLogger(__name__)
 
-CMIP6_DIRNAME = "{project}/{activity}/{institute}/{dataset}/{exp}/{ensemble}/{mip}/{short_name}/{grid}/{version}"
+CMIP6_DIRNAME = (
+    "{project}/{activity}/{institute}/{dataset}/{exp}/{ensemble}/{mip}/{short_name}/{grid}/"
+    "{version}"
+)
 CMIP6_FILENAME = "{short_name}_{mip}_{dataset}_{exp}_{ensemble}_{grid}*.nc"
 
 
