@@ -34,6 +34,7 @@ import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -1276,7 +1277,13 @@ class BiomeClassifier:
         stem.parent.mkdir(parents=True, exist_ok=True)
         model_path = stem.with_name(stem.name + ".keras")
         meta_path = stem.with_name(stem.name + ".json")
-        self.model_.save(model_path)
+        with warnings.catch_warnings():
+            # Keras' serializer calls np.array on TF variables: harmless NumPy 2 deprecation noise
+            warnings.filterwarnings(
+                "ignore", message="__array__ implementation doesn't accept a copy keyword",
+                category=DeprecationWarning,
+            )
+            self.model_.save(model_path)
         from carbon_biomes import __version__
 
         meta = {
