@@ -152,7 +152,13 @@ def test_evaluate_predictions() -> None:
     assert report.macro_f1 == pytest.approx(np.mean(report.f1))
     rows = report.to_records("MODEL")
     assert {r["metric"] for r in rows} == {
-        "accuracy", "macro_f1", "n_boxes", "precision", "recall", "f1", "support"
+        "accuracy",
+        "macro_f1",
+        "n_boxes",
+        "precision",
+        "recall",
+        "f1",
+        "support",
     }
     assert len(rows) == 3 + 4 * 3
     assert all(set(r) == {"dataset", "biome", "metric", "value"} for r in rows)
@@ -293,8 +299,9 @@ def test_save_and_load_reproduce_predictions(fitted: BiomeClassifier, tmp_path: 
     # a directory gets the default stem
     written = fitted.save(tmp_path)
     assert [p.name for p in written] == ["tracking_model.keras", "tracking_model.json"]
-    np.testing.assert_array_equal(BiomeClassifier.load(tmp_path).predict(x_new).labels,
-                                  expected.labels)
+    np.testing.assert_array_equal(
+        BiomeClassifier.load(tmp_path).predict(x_new).labels, expected.labels
+    )
 
 
 @pytest.mark.slow
@@ -368,9 +375,7 @@ def test_rescale_per_month_removes_a_uniform_shift(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["merge", "exclude"])
-def test_small_biome_is_merged_or_excluded(
-    strategy: str, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_small_biome_is_merged_or_excluded(strategy: str, caplog: pytest.LogCaptureFixture) -> None:
     x, y = make_boxes([60, 60, 3, 60, 60], seed=1)
     x[y == 7] = MEANS[3] + 0.2 * SPREAD  # planted next to biome 8
     settings = TrackingSettings(**FAST, small_biome_strategy=strategy)
@@ -422,7 +427,10 @@ def test_grid_search_on_a_tiny_grid() -> None:
     result = grid_search(x, y, settings)
     assert len(result.table) == 4
     assert {(r["optimizer"], r["epochs"]) for r in result.table} == {
-        ("adam", 1), ("adam", 3), ("sgd", 1), ("sgd", 3)
+        ("adam", 1),
+        ("adam", 3),
+        ("sgd", 1),
+        ("sgd", 3),
     }
     assert all(0.0 <= r["mean_accuracy"] <= 1.0 and r["n_folds"] == 2 for r in result.table)
     best = max(r["mean_accuracy"] for r in result.table)

@@ -192,8 +192,9 @@ class TrackingSettings:
             if not is_int or value < minimum:
                 errors.append(f"{name} must be an integer >= {minimum}, got {value!r}")
 
-        def number(name: str, value: Any, low: float, high: float, closed_low: bool,
-                   closed_high: bool) -> None:
+        def number(
+            name: str, value: Any, low: float, high: float, closed_low: bool, closed_high: bool
+        ) -> None:
             ok = isinstance(value, int | float | np.floating | np.integer) and not isinstance(
                 value, bool
             )
@@ -615,8 +616,15 @@ def evaluate_predictions(
         k = cls.size
         nan = np.full(k, np.nan)
         return EvaluationReport(
-            cls, float("nan"), float("nan"), nan, nan.copy(), nan.copy(),
-            np.zeros(k, np.int64), np.zeros((k, k), np.int64), 0,
+            cls,
+            float("nan"),
+            float("nan"),
+            nan,
+            nan.copy(),
+            nan.copy(),
+            np.zeros(k, np.int64),
+            np.zeros((k, k), np.int64),
+            0,
         )
     precision, recall, f1, support = precision_recall_fscore_support(
         t, p, labels=cls, zero_division=0.0
@@ -690,7 +698,9 @@ def resolve_small_biomes(
                 logger.warning(
                     "Biome %s has only %d boxes, fewer than the %d the stratified splits need: "
                     "excluded from training (it will never be predicted)",
-                    biome, count, min_boxes,
+                    biome,
+                    count,
+                    min_boxes,
                 )
                 actions.append(SmallBiomeAction(biome, count, min_boxes, "excluded"))
                 keep &= y != biome
@@ -721,11 +731,13 @@ def resolve_small_biomes(
         logger.warning(
             "Biome %s has only %d boxes, fewer than the %d the stratified splits need: merged "
             "into biome %s, whose centroid in standardized RC space is nearest (distance %.3g)",
-            biome, count, min_boxes, target, dist[j],
+            biome,
+            count,
+            min_boxes,
+            target,
+            dist[j],
         )
-        actions.append(
-            SmallBiomeAction(biome, count, min_boxes, "merged", target, float(dist[j]))
-        )
+        actions.append(SmallBiomeAction(biome, count, min_boxes, "merged", target, float(dist[j])))
         y[y == biome] = target
     remaining = np.unique(y)
     if remaining.size < 2:
@@ -791,9 +803,7 @@ def _build_model(n_features: int, n_classes: int, settings: TrackingSettings) ->
         optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
     else:
         optimizer = keras.optimizers.SGD(learning_rate=settings.learning_rate)
-    model.compile(
-        optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
@@ -897,8 +907,9 @@ def grid_search(
     y_idx = np.searchsorted(classes, y)
 
     folds = list(
-        StratifiedKFold(n_splits=settings.cv_folds, shuffle=True, random_state=settings.seed)
-        .split(x, y_idx)
+        StratifiedKFold(n_splits=settings.cv_folds, shuffle=True, random_state=settings.seed).split(
+            x, y_idx
+        )
     )
     max_epochs = max(settings.grid_epochs)
     t0 = time.perf_counter()
@@ -948,8 +959,14 @@ def grid_search(
     logger.info(
         "Grid search over %d combinations x %d folds in %.1f s: best batch_size=%d, "
         "optimizer=%s, learning_rate=%g, epochs=%d (mean CV accuracy %.4f)",
-        len(table), settings.cv_folds, time.perf_counter() - t0, best["batch_size"],
-        best["optimizer"], best["learning_rate"], best["epochs"], best["mean_accuracy"],
+        len(table),
+        settings.cv_folds,
+        time.perf_counter() - t0,
+        best["batch_size"],
+        best["optimizer"],
+        best["learning_rate"],
+        best["epochs"],
+        best["mean_accuracy"],
     )
     return GridSearchResult(table=table, best=best, best_settings=best_settings)
 
@@ -967,7 +984,11 @@ class _OODModel:
 
     @classmethod
     def fit(
-        cls, z: NDArray[np.float64], y_idx: NDArray[np.int64], n_classes: int, quantile: float,
+        cls,
+        z: NDArray[np.float64],
+        y_idx: NDArray[np.int64],
+        n_classes: int,
+        quantile: float,
         ridge: float,
     ) -> Self:
         d = z.shape[1]
@@ -1102,7 +1123,8 @@ class BiomeClassifier:
         if min_boxes > settings.min_boxes_per_biome:
             logger.info(
                 "min_boxes_per_biome raised from %d to %d, the minimum the splits need",
-                settings.min_boxes_per_biome, min_boxes,
+                settings.min_boxes_per_biome,
+                min_boxes,
             )
         y, keep, actions = resolve_small_biomes(
             x_all[rows], y_all[rows], min_boxes, settings.small_biome_strategy
@@ -1142,8 +1164,15 @@ class BiomeClassifier:
         logger.info(
             "Tracking network trained on %d boxes (%d validation, %d test, %d biomes): "
             "%d epochs run (max %d), best val_loss %.4f at epoch %d, %.1f s",
-            train.size, val.size, test.size, classes.size, len(val_loss), settings.epochs,
-            float(np.nanmin(val_loss)) if best_epoch else float("nan"), best_epoch, seconds,
+            train.size,
+            val.size,
+            test.size,
+            classes.size,
+            len(val_loss),
+            settings.epochs,
+            float(np.nanmin(val_loss)) if best_epoch else float("nan"),
+            best_epoch,
+            seconds,
         )
 
         self.settings_ = settings
@@ -1165,7 +1194,8 @@ class BiomeClassifier:
         self.test_metrics_ = evaluate_predictions(y[test], test_pred, self.classes_)
         logger.info(
             "Test split: accuracy %.4f, macro-F1 %.4f",
-            self.test_metrics_.accuracy, self.test_metrics_.macro_f1,
+            self.test_metrics_.accuracy,
+            self.test_metrics_.macro_f1,
         )
         return self
 
@@ -1280,7 +1310,8 @@ class BiomeClassifier:
         with warnings.catch_warnings():
             # Keras' serializer calls np.array on TF variables: harmless NumPy 2 deprecation noise
             warnings.filterwarnings(
-                "ignore", message="__array__ implementation doesn't accept a copy keyword",
+                "ignore",
+                message="__array__ implementation doesn't accept a copy keyword",
                 category=DeprecationWarning,
             )
             self.model_.save(model_path)
@@ -1343,8 +1374,7 @@ class BiomeClassifier:
         settings = TrackingSettings.from_mapping(meta["settings"])
         obj = cls(settings)
         obj.settings_ = settings
-        obj.model_ = keras.saving.load_model(meta_path.with_name(meta["model_file"]),
-                                             compile=False)
+        obj.model_ = keras.saving.load_model(meta_path.with_name(meta["model_file"]), compile=False)
         scaler = StandardScaler()
         scaler.mean_ = np.asarray(meta["scaler"]["mean"], dtype=np.float64)
         scaler.scale_ = np.asarray(meta["scaler"]["scale"], dtype=np.float64)
@@ -1390,4 +1420,3 @@ def load(path: str | os.PathLike[str]) -> BiomeClassifier:
         Fitted classifier whose predictions equal those of the saved one.
     """
     return BiomeClassifier.load(path)
-
