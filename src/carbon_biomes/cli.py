@@ -1,0 +1,240 @@
+"""Command-line interface ``carbon-biomes``.
+
+Subcommands are registered in :func:`build_parser`; each one adds its own sub-parser and
+sets ``handler`` to a function ``handler(args, parser) -> int`` that returns the exit
+status. Invalid input ends with ``parser.error`` (exit status 2, message on stderr).
+
+Available subcommands:
+
+``sample-data``
+    Write synthetic CMIP6-like ocean carbon output (see :mod:`carbon_biomes.sample_data`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from carbon_biomes import __version__
+
+__all__ = ["build_parser", "main", "parse_year_range"]
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[argparse.Namespace, argparse.ArgumentParser], int]
+
+
+def parse_year_range(text: str) -> tuple[int, int]:
+    """Parse a period ``Y0-Y1`` (or a single year ``Y``) into ``(first, last)``.
+
+    Parameters
+    ----------
+    text
+        The period as given on the command line, e.g. ``2000-2009``.
+
+    Returns
+    -------
+    tuple of int
+        First and last year, inclusive.
+
+    Raises
+    ------
+    ValueError
+        With a message naming ``--years`` if the text is malformed or the first year is after
+        the last.
+    """
+    parts = text.strip().split("-")
+    if len(parts) == 1:
+        parts = [parts[0], parts[0]]
+    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        msg = f"invalid --years {text!r}: expected FIRST-LAST, e.g. 2000-2009"
+        raise ValueError(msg)
+    first, last = (int(part) for part in parts)
+    if first > last:
+        msg = f"invalid --years {text!r}: the first year must not be after the last"
+        raise ValueError(msg)
+    return first, last
+
+
+def _sample_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the ``sample-data`` subcommand."""
+    from carbon_biomes import sample_data
+
+    years = None
+    if args.years is not None:
+        try:
+            years = parse_year_range(args.years)
+        except ValueError as err:
+            parser.error(str(err))
+    if args.resolution is not None and not args.resolution > 0:
+        parser.error(
+            f"invalid --resolution {args.resolution:g}: it must be a positive number of degrees"
+        )
+    if args.seed < 0:
+        parser.error(f"invalid --seed {args.seed}: it must be a non-negative integer")
+    start = time.perf_counter()
+    try:
+        files = sample_data.generate_sample_data(
+            args.out,
+            models=args.models,
+            years=years,
+            resolution=args.resolution,
+            seed=args.seed,
+        )
+    except ValueError as err:
+        message = str(err)
+        if message.startswith("invalid years"):
+            message = message.replace("invalid years", "invalid --years", 1)
+        elif message.startswith("invalid resolution"):
+            message = message.replace("invalid resolution", "invalid --resolution", 1)
+        parser.error(message)
+    elapsed = time.perf_counter() - start
+    models = args.models or list(sample_data.DEFAULT_MODELS)
+    size = sum(path.stat().st_size for path in files)
+    root = Path(args.out).resolve()
+    print(
+        f"Wrote {len(files)} files ({size / 1e6:.1f} MB) for {', '.join(models)} under "
+        f"{root / 'CMIP6'} in {elapsed:.1f} s.\n"
+        f"ESMValCore: project CMIP6, rootpath {root}, ESGF layout; facets institute "
+        f"SYNTH, exp historical, ensemble r1i1p1f1, grid gn (mip Omon for spco2 tos sos "
+        f"dissicos talkos mlotst, SImon for siconc, Ofx for areacello)."
+    )
+    return 0
+
+
+def _add_sample_data_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Register the ``sample-data`` subcommand."""
+    from carbon_biomes.sample_data import (
+        DEFAULT_MODELS,
+        FIRST_YEAR,
+        LAST_YEAR,
+        MAX_RESOLUTION,
+        MIN_RESOLUTION,
+        MODELS,
+    )
+
+    model_lines = "\n".join(
+        f"  {spec.source_id}: {spec.grid_type} {spec.resolution:g} deg, years "
+        f"{spec.default_years[0]}-{spec.default_years[1]}, calendar {spec.calendar}"
+        for spec in MODELS.values()
+    )
+    parser = subparsers.add_parser(
+        "sample-data",
+        help="write synthetic CMIP6-like ocean carbon output (demo and test data)",
+        description=(
+            "Write SYNTHETIC, CMOR-compliant CMIP6-like monthly ocean carbon output of "
+            "fictitious models (spco2, tos, sos, dissicos, talkos, mlotst in Omon; siconc "
+            "in SImon; areacello in Ofx) into a CMIP6 DRS tree in ESGF layout: "
+            "OUT/CMIP6/CMIP/SYNTH/<model>/historical/r1i1p1f1/<table>/<var>/gn/v20260101/. "
+            "fCO2 (spco2) is computed with PyCO2SYS from DIC, alkalinity, temperature and "
+            "salinity. The same arguments and seed give bit-identical files."
+        ),
+        epilog=(
+            f"models:\n{model_lines}\n\n"
+            "example:\n"
+            "  carbon-biomes sample-data --out sample_data\n"
+            "  carbon-biomes sample-data --out /tmp/tiny --models SYNTH-ESM-A "
+            "--years 2000-2000 --resolution 4"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="root directory of the CMIP6 tree (created if missing; files are replaced)",
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        metavar="MODEL",
+        default=None,
+        help=f"models to generate (default: all of {' '.join(DEFAULT_MODELS)})",
+    )
+    parser.add_argument(
+        "--years",
+        metavar="Y0-Y1",
+        default=None,
+        help=(
+            f"first and last year, inclusive, within {FIRST_YEAR}-{LAST_YEAR} "
+            "(default: each model's own period)"
+        ),
+    )
+    parser.add_argument(
+        "--resolution",
+        type=float,
+        metavar="DEG",
+        default=None,
+        help=(
+            "nominal grid spacing in degrees for every requested model; must divide 180, "
+            f"between {MIN_RESOLUTION:g} and {MAX_RESOLUTION:g} (default: each model's own)"
+        ),
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="non-negative seed of the random variability (default: 0)",
+    )
+    parser.set_defaults(handler=_sample_data, subparser=parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with all subcommands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The top-level parser; its subcommands set ``handler`` and ``subparser``.
+    """
+    parser = argparse.ArgumentParser(
+        prog="carbon-biomes",
+        description=(
+            "Detect and track marine carbon biomes in Earth System Model output "
+            "(Mohanty et al. 2025, Ocean Science 21, 587)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-v", "--verbose", action="store_true", help="log debug messages as well"
+    )
+    verbosity.add_argument(
+        "-q", "--quiet", action="store_true", help="log warnings and errors only"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_sample_data_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``carbon-biomes`` command.
+
+    Parameters
+    ----------
+    argv
+        Arguments without the program name; ``None`` reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        Exit status (0 on success). Invalid input raises ``SystemExit(2)`` with a message.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler: Handler = args.handler
+    return handler(args, args.subparser)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
