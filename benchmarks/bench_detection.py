@@ -245,23 +245,28 @@ def bench_regression(args: argparse.Namespace) -> list[str]:
     ]
 
 
-def realistic_rcs(res: float, boxes: tuple[float, ...], seed: int) -> dict[float, np.ndarray]:
-    """RCs of the significant boxes of one PyCO2SYS synthetic month, per box size.
+def realistic_rcs(
+    res: float, boxes: tuple[float, ...], seed: int
+) -> dict[float | str, np.ndarray]:
+    """RCs of the boxes of one PyCO2SYS synthetic month, per box size.
 
-    The paper's filters are applied: outlier mask per cell, all three slopes p <= 0.04.
+    Key ``box``: the paper's filters applied (outlier mask per cell, all three slopes
+    p <= 0.04); key ``"all {box}"``: every fitted box.
     """
     m = synthetic_month(res, seed=seed, chemistry="pyco2sys")
     dic_mmol, alk_mmol = m["dic"] * 1.025, m["alk"] * 1.025  # µmol/kg -> mmol m-3
     ok = outlier_mask(m["fco2"], m["sst"], dic_mmol, alk_mmol)
     fco2 = np.where(ok, m["fco2"], np.nan)
-    out = {}
+    out: dict[float | str, np.ndarray] = {}
     for box in boxes:
         r = box_regression(m["lat"], m["lon"], fco2, [m["sst"], dic_mmol, alk_mmol], box)
         out[box] = r.select(significant_boxes(r)).slopes
+        out[f"all {box:g}"] = r.slopes  # before the significance filter
     return out
 
 
 def bench_cut(args: argparse.Namespace, pool: np.ndarray) -> list[str]:
+    """Time Ward linkage, adaptive cut and threshold scans on `n_cut` boxes."""
     n = min(args.n_cut, pool.shape[0])
     rng = np.random.default_rng(args.seed)
     idx = rng.choice(pool.shape[0], size=n, replace=False)
@@ -284,16 +289,29 @@ def bench_cut(args: argparse.Namespace, pool: np.ndarray) -> list[str]:
                 f"| {med * 1e3:.1f} ms (median of {args.repeat}) | {cut.n_biomes} biomes |"
             )
     t_scan, _, _ = timed(lambda: threshold_scan(z_link, z, dist_scale="root"), 1)
+    n_s = min(5000, n)
+    z_s = z[:n_s]
+    link_s = ward_linkage(z_s)
+    t_stab, _, scan_s = timed(
+        lambda: threshold_scan(link_s, z_s, dist_scale="root", stability=True, n_boot=10), 1
+    )
+    best = select_thresholds(scan_s, "stability")
     print(f"   ward_linkage (fastcluster) {t_link:.2f} s; threshold_scan (40 pairs, no "
-          f"stability) {t_scan:.2f} s")
+          f"stability) {t_scan:.2f} s; with stability (10 resamples) on {n_s} boxes "
+          f"{t_stab:.1f} s, most stable pair in [4, 12] biomes: {best['n_biomes']} biomes, "
+          f"ARI {best['stability']:.2f}")
     rows.append(f"| ward_linkage (fastcluster.linkage_vector), {n:,} boxes | {t_link:.2f} s | "
                 "reference |")
-    rows.append(f"| threshold_scan, default grid (40 pairs, silhouette on 5000-box subsample, "
-                f"no bootstrap), {n:,} boxes | {t_scan:.2f} s | |")
+    rows.append(f"| threshold_scan, default root-relative grid (40 pairs; silhouette on a "
+                f"5000-box subsample; no bootstrap), {n:,} boxes | {t_scan:.2f} s | |")
+    rows.append(f"| threshold_scan with bootstrap stability (10 resamples, shared by the 40 "
+                f"pairs), {n_s:,} boxes | {t_stab:.1f} s | most stable pair with 4-12 biomes: "
+                f"{best['n_biomes']} biomes, mean ARI {best['stability']:.2f} |")
     return rows
 
 
 def bench_thresholds(args: argparse.Namespace, pools: dict[float, np.ndarray]) -> list[str]:
+    """Biome counts of the paper grid and of the root-relative grid for several N."""
     print("== Number of biomes vs number of boxes ==")
     rng = np.random.default_rng(args.seed)
     lines = [
@@ -370,14 +388,16 @@ def main() -> int:
         boxes = (1.0, args.pool_box, 2.0, 3.0, 4.0, 6.0)
         pools = realistic_rcs(args.rc_res, tuple(sorted(set(boxes))), args.seed)
         print(f"realistic RCs from a {args.rc_res}° PyCO2SYS month in "
-              f"{time.perf_counter() - t0:.0f} s: significant boxes per box size "
+              f"{time.perf_counter() - t0:.0f} s: boxes per box size "
               f"{ {b: p.shape[0] for b, p in pools.items()} }; median RCs (2° boxes) "
               f"{np.median(pools[2.0], 0).round(3)}")
         if "cut" in todo:
-            out += bench_cut(args, pools[1.0])
+            out += bench_cut(args, pools["all 1"])
         if "thresholds" in todo:
-            pools.pop(1.0) if args.pool_box != 1.0 else None
-            out += bench_thresholds(args, pools)
+            significant = {b: p for b, p in pools.items() if isinstance(b, float)}
+            if args.pool_box != 1.0:
+                significant.pop(1.0)
+            out += bench_thresholds(args, significant)
     print("\n".join(out))
     return 0
 

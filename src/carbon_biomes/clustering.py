@@ -20,14 +20,20 @@ leftmost leaf. The numbering therefore depends only on the linkage matrix and th
 traversal order, and a dendrogram figure drawn by scipy shows the biomes as 1, 2, ..., K from
 left to right (:class:`AdaptiveCut` gives the node id of every biome for marking them).
 
-The Ward-height scale
----------------------
+The Ward-height scale and the default grid
+------------------------------------------
 Ward merge heights grow like the square root of the number of boxes (a node's height is
 ``sqrt(2 * increase of within-cluster sum of squares)``). The paper's absolute Δdist values
 (20-30, tuned on one 2009 month of a 0.25° model) therefore mean different cuts at different
-numbers of boxes. ``dist_scale="root"`` expresses Δdist as a fraction of the root height
-instead, which is invariant under a change of sample size for the same RC distribution; see
-:data:`DEFAULT_DELTA_DISTS_ROOT` and ``benchmarks/RESULTS.md``.
+numbers of boxes: on realistic synthetic RCs the root height is about 50, 108 and 151 for
+1,000, 5,000 and 10,000 boxes, and the paper's (25, 0.1) gives 3, 5 and 6-7 biomes. Δvar is
+scale-free (standardized features). ``dist_scale="root"`` expresses Δdist as a fraction of the
+root height instead, which is invariant to the sample size for the same RC distribution; it is
+the default of :func:`threshold_scan`, with :data:`DEFAULT_DELTA_DISTS_ROOT` x
+:data:`DEFAULT_DELTA_VARS` (40 pairs, 2-30 biomes at every N tested). The paper grid stays
+available (``dist_scale="absolute"``, :data:`PAPER_DELTA_DISTS`, :data:`PAPER_DELTA_VARS`, rule
+``"faithful"``). :func:`adaptive_cut` itself defaults to absolute heights, as in METHOD.md §2.6.
+Details in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -78,7 +84,7 @@ PAPER_DELTA_VARS: tuple[float, ...] = (0.1, 0.5, 0.8, 1.0)
 PAPER_THRESHOLDS: tuple[float, float] = (25.0, 0.1)
 """The paper's chosen (Δdist, Δvar), absolute heights, for January 2009 (7 biomes)."""
 
-DEFAULT_DELTA_DISTS_ROOT: tuple[float, ...] = (0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
+DEFAULT_DELTA_DISTS_ROOT: tuple[float, ...] = (0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3)
 """Default Δdist grid as fractions of the root height (``dist_scale="root"``)."""
 
 DEFAULT_DELTA_VARS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
@@ -601,7 +607,7 @@ def bootstrap_stability(
     spread: Spread = "pooled_variance",
     *,
     dist_scale: DistScale = "absolute",
-    n_boot: int = 20,
+    n_boot: int = 10,
     seed: int = 0,
     labels: ArrayLike | None = None,
 ) -> float:
@@ -620,7 +626,7 @@ def bootstrap_stability(
     delta_dist, delta_var, spread, dist_scale
         As for :func:`adaptive_cut_nodes`; with ``dist_scale="root"`` Δdist is relative to each
         resample's own root height.
-    n_boot : int, default 20
+    n_boot : int, default 10
         Number of resamples.
     seed : int, default 0
         Seed of the resampling.
@@ -632,24 +638,46 @@ def bootstrap_stability(
     float
         Mean adjusted Rand index over the resamples.
     """
-    from sklearn.metrics import adjusted_rand_score
-
     x = np.asarray(features, dtype=np.float64)
     x = x[:, None] if x.ndim == 1 else x
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     if labels is None:
         labels = adaptive_cut(ward_linkage(x), x, delta_dist, delta_var, spread,
                               dist_scale=dist_scale)
     lab = _check_labels(labels, x.shape[0])
+    boots = _bootstrap_trees(x, spread, n_boot, seed)
+    return _stability(boots, lab, delta_dist, delta_var, spread, dist_scale)
+
+
+def _bootstrap_trees(
+    x: NDArray[np.float64], spread: Spread, n_boot: int, seed: int
+) -> list[tuple[NDArray[np.int64], _Tree]]:
+    """Draw seeded bootstrap resamples and build their dendrograms (once for all thresholds)."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     rng = np.random.default_rng(seed)
-    scores = []
+    boots = []
     for _ in range(n_boot):
         idx = rng.integers(0, x.shape[0], size=x.shape[0])
         xb = x[idx]
-        boot = adaptive_cut(ward_linkage(xb), xb, delta_dist, delta_var, spread,
-                            dist_scale=dist_scale)
-        scores.append(adjusted_rand_score(lab[idx], boot))
+        boots.append((idx, _build_tree(ward_linkage(xb), xb, spread)))
+    return boots
+
+
+def _stability(
+    boots: list[tuple[NDArray[np.int64], _Tree]],
+    labels: NDArray[np.int64],
+    delta_dist: float,
+    delta_var: float,
+    spread: Spread,
+    dist_scale: DistScale,
+) -> float:
+    from sklearn.metrics import adjusted_rand_score
+
+    scores = []
+    for idx, tree in boots:
+        dd = _effective_delta_dist(tree, delta_dist, dist_scale)
+        cut = _cut_tree(tree, dd, float(delta_var), spread)
+        scores.append(adjusted_rand_score(labels[idx], cut.labels))
     return float(np.mean(scores))
 
 
@@ -694,7 +722,8 @@ def threshold_scan(
     seed : int, default 0
         Seed for the silhouette subsample and the bootstrap.
     stability : bool, default False
-        Also compute :func:`bootstrap_stability` (``n_boot`` linkages per pair: slow).
+        Also compute :func:`bootstrap_stability` (``n_boot`` extra linkages, shared by all
+        pairs; about 1 s each at 20,000 boxes).
     n_boot : int, default 10
         Bootstrap resamples per pair when ``stability`` is True.
     max_silhouette_samples : int, default 5000
@@ -719,6 +748,7 @@ def threshold_scan(
     if delta_vars is None:
         delta_vars = DEFAULT_DELTA_VARS if dist_scale == "root" else PAPER_DELTA_VARS
     d = x.shape[1] if paper_d is None else int(paper_d)
+    boots = _bootstrap_trees(x, spread, n_boot, seed) if stability else []
     rows: list[dict[str, Any]] = []
     cache: dict[bytes, dict[str, float]] = {}
     for dd in delta_dists:
@@ -736,8 +766,7 @@ def threshold_scan(
                 }
             scores = dict(cache[key])
             scores["stability"] = (
-                bootstrap_stability(x, dd, dv, spread, dist_scale=dist_scale, n_boot=n_boot,
-                                    seed=seed, labels=cut.labels)
+                _stability(boots, cut.labels, dd, dv, spread, dist_scale)
                 if stability
                 else float("nan")
             )
