@@ -245,14 +245,13 @@ def test_curvilinear_raw_check_only_wants_cmip6_coordinate_names(
     ESMValCore's generic fix renames them to lat/lon (see the test above); without the
     fix the checker complains about the names only.
     """
-    from esmvalcore.cmor.check import _get_cmor_checker
-
-    root, _ = tiny
+    from esmvalcore.cmor.check import CMORCheckError, _get_cmor_checker
     from esmvalcore.preprocessor import load
 
+    root, _ = tiny
     cube = load(_path(root, "SYNTH-ESM-B", "tos"))[0]
     checker = _get_cmor_checker("CMIP6", "Omon", "tos", frequency="mon")(cube)
-    with pytest.raises(Exception, match="var name"):
+    with pytest.raises(CMORCheckError, match="var name"):
         checker.check_metadata()
     assert all("has var name" in error for error in checker._errors)
 

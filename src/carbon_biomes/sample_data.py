@@ -1409,7 +1409,7 @@ def _create_file(
             ("latitude", grid.lat, grid.lat_vertices, "degrees_north"),
             ("longitude", grid.lon, grid.lon_vertices, "degrees_east"),
         ):
-            coord = ds.createVariable(name, "f8", horizontal)
+            coord = ds.createVariable(name, "f8", horizontal, zlib=True, complevel=2)
             coord.setncatts(
                 {
                     "standard_name": name,
@@ -1421,7 +1421,9 @@ def _create_file(
                 }
             )
             coord[:] = values
-            bounds = ds.createVariable(f"vertices_{name}", "f8", (*horizontal, "vertices"))
+            bounds = ds.createVariable(
+                f"vertices_{name}", "f8", (*horizontal, "vertices"), zlib=True, complevel=2
+            )
             bounds.setncatts({"units": units, "missing_value": 1.0e20, "_FillValue": 1.0e20})
             bounds[:] = vertices
         coordinates += ["latitude", "longitude"]
