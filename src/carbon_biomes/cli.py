@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -127,13 +128,14 @@ def _add_sample_data_parser(
     parser = subparsers.add_parser(
         "sample-data",
         help="write synthetic CMIP6-like ocean carbon output (demo and test data)",
-        description=(
+        description=textwrap.fill(
             "Write SYNTHETIC, CMOR-compliant CMIP6-like monthly ocean carbon output of "
             "fictitious models (spco2, tos, sos, dissicos, talkos, mlotst in Omon; siconc "
             "in SImon; areacello in Ofx) into a CMIP6 DRS tree in ESGF layout: "
             "OUT/CMIP6/CMIP/SYNTH/<model>/historical/r1i1p1f1/<table>/<var>/gn/v20260101/. "
             "fCO2 (spco2) is computed with PyCO2SYS from DIC, alkalinity, temperature and "
-            "salinity. The same arguments and seed give bit-identical files."
+            "salinity. The same arguments and seed give bit-identical files.",
+            width=79,
         ),
         epilog=(
             f"models:\n{model_lines}\n\n"
