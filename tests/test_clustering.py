@@ -21,6 +21,7 @@ from carbon_biomes.clustering import (
     bootstrap_stability,
     calinski_harabasz,
     gmm_bic,
+    merge_small_biomes,
     paper_score,
     select_thresholds,
     silhouette,
@@ -261,9 +262,7 @@ def test_gmm_bic_equals_sklearn_mixture_with_partition_parameters(clustered):
     gm = GaussianMixture(n_components=ks.size, covariance_type="full", reg_covar=reg)
     gm.weights_ = np.array([np.mean(labels == k) for k in ks])
     gm.means_ = np.array([x[labels == k].mean(0) for k in ks])
-    gm.covariances_ = np.array(
-        [np.cov(x[labels == k].T, bias=True) + reg * np.eye(3) for k in ks]
-    )
+    gm.covariances_ = np.array([np.cov(x[labels == k].T, bias=True) + reg * np.eye(3) for k in ks])
     gm.precisions_cholesky_ = np.array(
         [np.linalg.inv(np.linalg.cholesky(c)).T for c in gm.covariances_]
     )
@@ -295,7 +294,11 @@ def test_threshold_scan_rows_match_direct_calls(clustered):
     z = ward_linkage(x)
     scan = threshold_scan(z, x, [0.05, 0.2], [0.05, 0.3], dist_scale="root", seed=2)
     assert [(r["delta_dist"], r["delta_var"]) for r in scan] == [
-        (0.05, 0.05), (0.05, 0.3), (0.2, 0.05), (0.2, 0.3)]
+        (0.05, 0.05),
+        (0.05, 0.3),
+        (0.2, 0.05),
+        (0.2, 0.3),
+    ]
     for row in scan:
         labels = adaptive_cut(z, x, row["delta_dist"], row["delta_var"], dist_scale="root")
         assert row["n_biomes"] == labels.max()
@@ -311,15 +314,22 @@ def test_threshold_scan_rows_match_direct_calls(clustered):
     assert len(paper) == len(PAPER_DELTA_DISTS) * len(PAPER_DELTA_VARS)
     assert select_thresholds(paper, "faithful")["delta_dist"] == PAPER_THRESHOLDS[0]
     # stability: shared bootstrap, equal to the direct call with the same seed
-    stab = threshold_scan(z, x, [0.2], [0.05], dist_scale="root", stability=True, n_boot=3,
-                          seed=4)
+    stab = threshold_scan(z, x, [0.2], [0.05], dist_scale="root", stability=True, n_boot=3, seed=4)
     direct = bootstrap_stability(x, 0.2, 0.05, dist_scale="root", n_boot=3, seed=4)
     assert math.isclose(stab[0]["stability"], direct)
 
 
 def _row(dd, dv, k, sil, ch, bic=0.0, stab=float("nan")):
-    return {"delta_dist": dd, "delta_var": dv, "n_biomes": k, "silhouette": sil,
-            "calinski_harabasz": ch, "gmm_bic": bic, "stability": stab, "dist_scale": "root"}
+    return {
+        "delta_dist": dd,
+        "delta_var": dv,
+        "n_biomes": k,
+        "silhouette": sil,
+        "calinski_harabasz": ch,
+        "gmm_bic": bic,
+        "stability": stab,
+        "dist_scale": "root",
+    }
 
 
 def test_select_thresholds_rules():
@@ -349,3 +359,47 @@ def test_select_thresholds_rules():
         select_thresholds(rows, "faithful")
     with pytest.raises(ValueError, match="empty"):
         select_thresholds([])
+
+
+def test_merge_small_biomes_moves_boxes_to_nearest_centroid():
+    rng = np.random.default_rng(5)
+    big_a = rng.normal([0.0, 0.0, 0.0], 0.3, (60, 3))
+    big_b = rng.normal([4.0, 0.0, 0.0], 0.3, (50, 3))
+    lone = np.array([[9.0, 2.0, 1.0]])  # far out, nearer to big_b: joins at the root
+    x = np.vstack([big_a, big_b, lone])
+    link = ward_linkage(x)
+    cut = adaptive_cut_nodes(link, x, 5.0, 0.5)
+    assert cut.sizes.min() == 1
+    merged_cut, merged = merge_small_biomes(cut, x, 5)
+    assert merged_cut.n_biomes == int((cut.sizes >= 5).sum())
+    assert set(np.unique(merged_cut.labels)) == set(range(1, merged_cut.n_biomes + 1))
+    assert merged_cut.sizes.min() >= 5 and merged_cut.sizes.sum() == x.shape[0]
+    assert merged, "the outlier must have been left alone by the cut and merged"
+    # every merged biome joined the surviving biome whose centroid was nearest to its own
+    large = [k for k in range(1, cut.n_biomes + 1) if (cut.labels == k).sum() >= 5]
+    for old, new in merged.items():
+        own = x[cut.labels == old].mean(axis=0)
+        distances = [np.linalg.norm(x[cut.labels == k].mean(axis=0) - own) for k in large]
+        target = large[int(np.argmin(distances))]
+        assert np.all(merged_cut.labels[cut.labels == old] == new)
+        assert np.all(merged_cut.labels[cut.labels == target] == new)
+    # surviving biomes keep their relative order
+    firsts = [merged_cut.labels[np.flatnonzero(cut.labels == k)[0]] for k in large]
+    assert firsts == sorted(firsts)
+    unchanged, none = merge_small_biomes(cut, x, 1)
+    assert unchanged is cut and none == {}
+    with pytest.raises(ValueError, match="nothing to merge into"):
+        merge_small_biomes(cut, x, x.shape[0] + 1)
+
+
+def test_scan_with_min_biome_size_reports_merged_counts():
+    rng = np.random.default_rng(2)
+    x = np.vstack([rng.normal(c, 0.4, (80, 3)) for c in ([0, 0, 0], [3, 0, 0], [0, 3, 0])])
+    x = np.vstack([x, [[10.0, 10.0, 10.0]]])
+    link = ward_linkage(x)
+    plain = threshold_scan(link, x, [0.05], [0.05])
+    merged = threshold_scan(link, x, [0.05], [0.05], min_biome_size=5)
+    assert plain[0]["min_size"] == 1
+    assert merged[0]["min_size"] >= 5
+    assert merged[0]["n_biomes_before_merge"] == plain[0]["n_biomes"]
+    assert merged[0]["n_biomes"] < plain[0]["n_biomes"]

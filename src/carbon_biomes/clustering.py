@@ -61,6 +61,7 @@ __all__ = [
     "bootstrap_stability",
     "calinski_harabasz",
     "gmm_bic",
+    "merge_small_biomes",
     "paper_score",
     "select_thresholds",
     "silhouette",
@@ -262,8 +263,7 @@ def _build_tree(linkage: ArrayLike, features: ArrayLike, spread: Spread) -> _Tre
         v = q / c - np.einsum("ij,ij->i", s, s) / (c * c)
     v = np.maximum(v, 0.0)
     v[:n] = 0.0
-    return _Tree(n=n, parent=parent, height=height, count=count, start=start, order=order,
-                 spread=v)
+    return _Tree(n=n, parent=parent, height=height, count=count, start=start, order=order, spread=v)
 
 
 @dataclass(frozen=True, eq=False)
@@ -442,6 +442,79 @@ def adaptive_cut(
     ).labels
 
 
+def merge_small_biomes(
+    cut: AdaptiveCut, features: ArrayLike, min_size: int
+) -> tuple[AdaptiveCut, dict[int, int]]:
+    """Merge biomes with fewer than ``min_size`` boxes into the biome with the nearest centroid.
+
+    The adaptive cut turns every unsplit child of a split node into a biome, so an outlying box
+    that joins the tree near the root becomes a one-box biome. Such biomes carry no regime and
+    cannot be learnt by the tracking network; this step (not in the paper: ``min_size=1``
+    disables it) gives their boxes to the biome whose centroid, in the clustered feature space,
+    is nearest to the small biome's centroid. The surviving biomes keep their relative order
+    and are renumbered 1..K'.
+
+    Parameters
+    ----------
+    cut : AdaptiveCut
+        A cut from :func:`adaptive_cut_nodes`.
+    features : array_like, shape (n, n_features)
+        The features that were clustered.
+    min_size : int
+        Smallest biome kept as it is.
+
+    Returns
+    -------
+    AdaptiveCut
+        The merged partition (``nodes`` and ``sizes`` of the surviving biomes; a surviving
+        biome's node no longer holds all its boxes when others were merged into it).
+    dict
+        Old number of every merged biome -> new number of the biome it joined.
+
+    Raises
+    ------
+    ValueError
+        If ``min_size`` < 1 or no biome has ``min_size`` boxes.
+    """
+    if min_size < 1:
+        raise ValueError(f"min_size must be at least 1, got {min_size}")
+    x = np.asarray(features, dtype=np.float64)
+    x = x[:, None] if x.ndim == 1 else x
+    k = cut.n_biomes
+    sizes = np.bincount(cut.labels, minlength=k + 1)[1:]
+    small = sizes < min_size
+    if not small.any():
+        return cut, {}
+    if small.all():
+        raise ValueError(
+            f"every biome has fewer than {min_size} boxes (sizes {sizes.tolist()}): nothing to "
+            "merge into; lower min_biome_size or the thresholds"
+        )
+    sums = np.zeros((k + 1, x.shape[1]))
+    np.add.at(sums, cut.labels, x)
+    centroids = sums[1:] / sizes[:, None]
+    large = np.flatnonzero(~small)
+    new_number = np.zeros(k + 1, dtype=np.int64)
+    new_number[large + 1] = np.arange(1, large.size + 1)
+    merged: dict[int, int] = {}
+    for old in np.flatnonzero(small):
+        distance = np.linalg.norm(centroids[large] - centroids[old], axis=1)
+        target = large[int(np.argmin(distance))]
+        new_number[old + 1] = new_number[target + 1]
+        merged[int(old + 1)] = int(new_number[target + 1])
+    labels = new_number[cut.labels]
+    new_cut = AdaptiveCut(
+        labels=labels,
+        nodes=cut.nodes[large],
+        sizes=np.bincount(labels, minlength=large.size + 1)[1:].astype(np.int64),
+        split_nodes=cut.split_nodes,
+        delta_dist=cut.delta_dist,
+        delta_var=cut.delta_var,
+        spread=cut.spread,
+    )
+    return new_cut, merged
+
+
 # ---------------------------------------------------------------------------------------------
 # Scores
 # ---------------------------------------------------------------------------------------------
@@ -591,9 +664,8 @@ def gmm_bic(features: ArrayLike, labels: ArrayLike, *, reg_covar: float = 1e-6) 
         chol = np.linalg.cholesky(cov)
         sol = np.linalg.solve(chol, (x - mu).T)  # (d, n)
         log_det = 2.0 * np.sum(np.log(np.diag(chol)))
-        log_prob[:, j] = (
-            math.log(counts[j] / n)
-            - 0.5 * (d * math.log(2.0 * math.pi) + log_det + np.einsum("ij,ij->j", sol, sol))
+        log_prob[:, j] = math.log(counts[j] / n) - 0.5 * (
+            d * math.log(2.0 * math.pi) + log_det + np.einsum("ij,ij->j", sol, sol)
         )
     log_lik = float(np.sum(logsumexp(log_prob, axis=1)))
     n_params = (k - 1) + k * d + k * d * (d + 1) // 2
@@ -641,8 +713,9 @@ def bootstrap_stability(
     x = np.asarray(features, dtype=np.float64)
     x = x[:, None] if x.ndim == 1 else x
     if labels is None:
-        labels = adaptive_cut(ward_linkage(x), x, delta_dist, delta_var, spread,
-                              dist_scale=dist_scale)
+        labels = adaptive_cut(
+            ward_linkage(x), x, delta_dist, delta_var, spread, dist_scale=dist_scale
+        )
     lab = _check_labels(labels, x.shape[0])
     boots = _bootstrap_trees(x, spread, n_boot, seed)
     return _stability(boots, lab, delta_dist, delta_var, spread, dist_scale)
@@ -697,6 +770,7 @@ def threshold_scan(
     n_boot: int = 10,
     max_silhouette_samples: int = 5000,
     paper_d: int | None = None,
+    min_biome_size: int = 1,
 ) -> list[dict[str, Any]]:
     """Cut the dendrogram at every (Δdist, Δvar) pair and score each partition.
 
@@ -730,6 +804,9 @@ def threshold_scan(
         Subsample size for the silhouette.
     paper_d : int, optional
         ``d`` of :func:`paper_score`; default the number of features.
+    min_biome_size : int, default 1
+        Biomes smaller than this are merged into their nearest biome
+        (:func:`merge_small_biomes`) before counting and scoring; 1 keeps the paper's cut.
 
     Returns
     -------
@@ -755,12 +832,15 @@ def threshold_scan(
         dd_abs = _effective_delta_dist(tree, dd, dist_scale)
         for dv in delta_vars:
             cut = _cut_tree(tree, dd_abs, float(dv), spread)
+            n_unmerged = cut.n_biomes
+            cut, _ = merge_small_biomes(cut, x, min(min_biome_size, int(cut.sizes.max())))
             key = cut.labels.tobytes()
             if key not in cache:  # identical partitions are scored once
                 cache[key] = {
                     "paper_score": paper_score(cut.labels, d),
-                    "silhouette": silhouette(x, cut.labels, max_samples=max_silhouette_samples,
-                                             seed=seed),
+                    "silhouette": silhouette(
+                        x, cut.labels, max_samples=max_silhouette_samples, seed=seed
+                    ),
                     "calinski_harabasz": calinski_harabasz(x, cut.labels),
                     "gmm_bic": gmm_bic(x, cut.labels),
                 }
@@ -770,16 +850,19 @@ def threshold_scan(
                 if stability
                 else float("nan")
             )
-            rows.append({
-                "delta_dist": float(dd),
-                "delta_var": float(dv),
-                "delta_dist_abs": dd_abs,
-                "dist_scale": dist_scale,
-                "spread": spread,
-                "n_biomes": cut.n_biomes,
-                "min_size": int(cut.sizes.min()),
-                **scores,
-            })
+            rows.append(
+                {
+                    "delta_dist": float(dd),
+                    "delta_var": float(dv),
+                    "delta_dist_abs": dd_abs,
+                    "dist_scale": dist_scale,
+                    "spread": spread,
+                    "n_biomes": cut.n_biomes,
+                    "n_biomes_before_merge": n_unmerged,
+                    "min_size": int(cut.sizes.min()),
+                    **scores,
+                }
+            )
             logger.debug("threshold_scan: %s", rows[-1])
     return rows
 
@@ -852,8 +935,7 @@ def select_thresholds(
         raise ValueError(f"min_biomes ({min_biomes}) > max_biomes ({max_biomes})")
     sign = 1.0 if _HIGHER_IS_BETTER[rule] else -1.0
     candidates = [
-        r for r in rows
-        if min_biomes <= r["n_biomes"] <= max_biomes and np.isfinite(r[rule])
+        r for r in rows if min_biomes <= r["n_biomes"] <= max_biomes and np.isfinite(r[rule])
     ]
     if not candidates:
         counts = sorted({int(r["n_biomes"]) for r in rows})

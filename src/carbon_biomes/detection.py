@@ -265,6 +265,7 @@ class DetectionResult:
     signature: BiomeSignature
     settings: DetectionSettings
     dropped: dict[str, int] = field(default_factory=dict)
+    merged: dict[int, int] = field(default_factory=dict)  # small biome of the cut -> biome
 
     @property
     def n_biomes(self) -> int:
@@ -373,6 +374,7 @@ def detect_biomes(fields: DatasetFields, settings: DetectionSettings) -> Detecti
         dist_scale=settings.dist_scale,
         seed=settings.seed,
         stability=settings.stability,
+        min_biome_size=settings.min_biome_size,
     )
     if settings.thresholds == "auto":
         selected = clustering.select_thresholds(
@@ -389,6 +391,20 @@ def detect_biomes(fields: DatasetFields, settings: DetectionSettings) -> Detecti
     cut = clustering.adaptive_cut_nodes(
         linkage, z, thresholds[0], thresholds[1], settings.spread, dist_scale=settings.dist_scale
     )
+    n_cut = cut.n_biomes
+    cut, merged = clustering.merge_small_biomes(
+        cut, z, min(settings.min_biome_size, int(cut.sizes.max()))
+    )
+    if merged:
+        logger.info(
+            "%s: %d of the %d biomes of the cut had fewer than %d boxes and were merged into the "
+            "biome with the nearest centroid (old -> new number: %s)",
+            fields.dataset,
+            len(merged),
+            n_cut,
+            settings.min_biome_size,
+            ", ".join(f"{old}->{new}" for old, new in merged.items()),
+        )
     labels = np.asarray(cut.labels)
     cut_nodes = {k: int(node) for k, node in enumerate(cut.nodes, start=1)}
     signature = biome_signatures(labels, z, lat, sst, ice)
@@ -441,6 +457,7 @@ def detect_biomes(fields: DatasetFields, settings: DetectionSettings) -> Detecti
         signature=signature,
         settings=settings,
         dropped=dropped,
+        merged=merged,
     )
 
 

@@ -71,8 +71,8 @@ def load_settings(settings_file: str | os.PathLike) -> dict[str, Any]:
         metadata_path = Path(metadata_file)
         if metadata_path.is_dir():
             metadata_path = metadata_path / "metadata.yml"
-        if metadata_path.name != "metadata.yml":
-            continue  # ancestor outputs of other diagnostics, not preprocessed data
+        if metadata_path.name != "metadata.yml" or not metadata_path.is_file():
+            continue  # output folder of an ancestor diagnostic without metadata
         with metadata_path.open(encoding="utf-8") as file:
             input_data.update(yaml.safe_load(file) or {})
     cfg["input_data"] = input_data

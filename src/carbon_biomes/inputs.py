@@ -123,6 +123,10 @@ class DatasetFields:
                 f"{self.months[0]} to {self.months[-1]}"
             ) from None
 
+    def ocean_mask(self, index: int = 0) -> np.ndarray:
+        """Cells with a valid SST in one month (True = ocean), on the native grid."""
+        return ~np.ma.getmaskarray(self.month(index, ["sst"])["sst"])
+
     def month(self, index: int, names: Iterable[str] | None = None) -> FieldMonth:
         """Realize one month of the requested variables (all by default)."""
         names = list(self.cubes) if names is None else list(names)

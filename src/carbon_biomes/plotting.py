@@ -85,13 +85,33 @@ def map_axes(fig: Figure, position: Any = 111, central_longitude: float = 200.0)
     return ax
 
 
+def _land_on_regular_grid(
+    latitude: np.ndarray, longitude: np.ndarray, land: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ma.MaskedArray]:
+    """Bin a curvilinear land mask onto a regular grid of about the native resolution."""
+    # twice the mean native spacing, so that no bin falls between the cells of a stretched grid
+    resolution = max(0.5, 2.0 * float(np.sqrt(360.0 * 180.0 / land.size)))
+    resolution = 180.0 / np.ceil(180.0 / resolution)
+    n_lat, n_lon = round(180.0 / resolution), round(360.0 / resolution)
+    i = np.clip(((latitude + 90.0) // resolution).astype(int), 0, n_lat - 1)
+    j = np.clip((((longitude + 180.0) % 360.0) // resolution).astype(int), 0, n_lon - 1)
+    index = (i * n_lon + j).ravel()
+    cells = np.bincount(index, minlength=n_lat * n_lon)
+    land_cells = np.bincount(index, weights=land.ravel().astype(float), minlength=n_lat * n_lon)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = (land_cells / cells).reshape(n_lat, n_lon)
+    lat_edges = -90.0 + resolution * np.arange(n_lat + 1)
+    lon_edges = -180.0 + resolution * np.arange(n_lon + 1)
+    return lat_edges, lon_edges, np.ma.masked_where(~(fraction >= 0.5), np.ones_like(fraction))
+
+
 def _draw_land(ax: Axes, latitude: np.ndarray, longitude: np.ndarray, land: np.ndarray) -> None:
-    """Shade land cells (True in ``land``) of the native grid."""
+    """Shade land cells (True in ``land``) of the native grid; no external coastline data."""
     import cartopy.crs as ccrs
 
-    shading = np.ma.masked_where(~land, np.ones(land.shape))
     cmap = ListedColormap([LAND_COLOUR])
     if latitude.ndim == 1:
+        shading = np.ma.masked_where(~land, np.ones(land.shape))
         ax.pcolormesh(
             longitude,
             latitude,
@@ -100,17 +120,18 @@ def _draw_land(ax: Axes, latitude: np.ndarray, longitude: np.ndarray, land: np.n
             transform=ccrs.PlateCarree(),
             shading="nearest",
             rasterized=True,
+            zorder=0,
         )
     else:
-        ax.scatter(
-            np.asarray(longitude)[land],
-            np.asarray(latitude)[land],
-            s=0.6,
-            marker="s",
-            c=LAND_COLOUR,
-            linewidths=0,
+        lat_edges, lon_edges, shading = _land_on_regular_grid(latitude, longitude, land)
+        ax.pcolormesh(
+            lon_edges,
+            lat_edges,
+            shading,
+            cmap=cmap,
             transform=ccrs.PlateCarree(),
             rasterized=True,
+            zorder=0,
         )
 
 
@@ -174,6 +195,7 @@ def plot_biome_map(
         handles = [
             Patch(facecolor=colours[k], edgecolor="0.3", label=f"{k}: {names[k]}") for k in numbers
         ]
+        handles.append(Patch(facecolor="white", edgecolor="0.3", label="ocean, not classified"))
         ax.legend(
             handles=handles,
             loc="upper center",

@@ -233,7 +233,7 @@ def label_cube_native(
     """
     template = fields.cubes["sst"][month_index]
     flat = label_grid.reshape(-1)
-    ocean = ~np.ma.getmaskarray(template.core_data()) & (cell_boxes >= 0)
+    ocean = fields.ocean_mask(month_index) & (cell_boxes >= 0)
     values = np.ma.masked_all(cell_boxes.shape, dtype=np.int16)
     picked = flat[np.where(ocean, cell_boxes, 0)]
     values[ocean] = picked[ocean]
@@ -289,6 +289,7 @@ def detection_metric_rows(result: DetectionResult, scores: Mapping[str, float]) 
         [result.dataset, "all", "delta_dist_ward_height", result.delta_dist_abs],
     ]
     rows += [[result.dataset, "all", f"n_boxes_dropped_{k}", v] for k, v in result.dropped.items()]
+    rows.append([result.dataset, "all", "n_small_biomes_merged", len(result.merged)])
     rows += [[result.dataset, "all", key, value] for key, value in scores.items()]
     total_area = float(np.nansum(result.area))
     for entry in result.centroids().values():
@@ -312,9 +313,7 @@ def scan_rows(result: DetectionResult) -> tuple[list[str], list[list[Any]]]:
 
 
 def _land(fields: DatasetFields, month_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    sst = fields.cubes["sst"][month_index].core_data()
-    land = np.ma.getmaskarray(np.ma.masked_invalid(np.ma.asarray(sst)))
-    return fields.latitude, fields.longitude, land
+    return fields.latitude, fields.longitude, ~fields.ocean_mask(month_index)
 
 
 def biome_map_figure(
@@ -455,8 +454,7 @@ def native_tracked_cube(
 
     n_months = labels.shape[0]
     flat = np.ma.filled(labels.reshape(n_months, -1), LABEL_FILL).astype(np.int16)
-    sst0 = fields.cubes["sst"][0].core_data()
-    ocean = ~np.ma.getmaskarray(np.ma.masked_invalid(np.ma.asarray(sst0))) & (cell_boxes >= 0)
+    ocean = fields.ocean_mask(0) & (cell_boxes >= 0)
     index = np.where(ocean, cell_boxes, 0)
     lazy = da.from_array(flat, chunks=(1, flat.shape[1]))
     native = lazy.map_blocks(

@@ -121,6 +121,10 @@ class DetectionSettings(_Settings):
         ``gmm_bic``; only pairs giving ``min_biomes`` to ``max_biomes`` biomes qualify.
     spread
         Node spread of the adaptive cut: ``pooled_variance`` (paper) or ``wcss``.
+    min_biome_size
+        Biomes of fewer boxes (typically single outlying boxes that the cut leaves on their
+        own) are merged into the biome with the nearest centroid, in the scan and in the final
+        cut; 1 keeps the paper's cut unchanged.
     stability
         Also compute bootstrap stability in the scan (costly).
     biome_names
@@ -153,6 +157,7 @@ class DetectionSettings(_Settings):
     min_biomes: int = 4
     max_biomes: int = 12
     spread: str = "pooled_variance"
+    min_biome_size: int = 10
     stability: bool = False
     biome_names: Mapping[int, str] = field(default_factory=dict)
     ice_threshold: float = 15.0
@@ -170,6 +175,12 @@ class DetectionSettings(_Settings):
                 f"setting 'box_size' must be a positive number, got {self.box_size!r}"
             )
         set_(self, "box_size", float(self.box_size))
+        from carbon_biomes.regression import box_lattice
+
+        try:
+            box_lattice(self.box_size)
+        except ValueError as exc:
+            raise SettingsError(f"setting 'box_size': {exc}") from None
         if int(self.min_points) < 2:
             raise SettingsError(f"setting 'min_points' must be at least 2, got {self.min_points}")
         if not 0 < float(self.alpha) < 1:
@@ -227,6 +238,8 @@ class DetectionSettings(_Settings):
             )
         if not 2 <= int(self.min_biomes) <= int(self.max_biomes):
             raise SettingsError("settings need 2 <= min_biomes <= max_biomes")
+        if int(self.min_biome_size) < 1:
+            raise SettingsError(f"setting 'min_biome_size' must be >= 1, got {self.min_biome_size}")
         if self.spread not in ("pooled_variance", "wcss"):
             raise SettingsError(
                 f"setting 'spread' must be pooled_variance or wcss, got {self.spread!r}"
