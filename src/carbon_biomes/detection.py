@@ -377,12 +377,18 @@ def detect_biomes(fields: DatasetFields, settings: DetectionSettings) -> Detecti
         min_biome_size=settings.min_biome_size,
     )
     if settings.thresholds == "auto":
-        selected = clustering.select_thresholds(
-            scan,
-            rule=settings.selection_rule,
-            min_biomes=settings.min_biomes,
-            max_biomes=settings.max_biomes,
-        )
+        try:
+            selected = clustering.select_thresholds(
+                scan,
+                rule=settings.selection_rule,
+                min_biomes=settings.min_biomes,
+                max_biomes=settings.max_biomes,
+            )
+        except ValueError as exc:
+            raise DiagnosticError(
+                f"{fields.dataset} {', '.join(months)}: cannot choose the cut thresholds: {exc} "
+                "(settings scan_delta_dist, scan_delta_var, min_biomes, max_biomes)"
+            ) from None
         thresholds = (float(selected["delta_dist"]), float(selected["delta_var"]))
         source = f"selected by {settings.selection_rule} among {len(scan)} scanned pairs"
     else:

@@ -134,8 +134,19 @@ class BoxRegression:
 
     #: names of the per-box array fields (subset together by :meth:`select`)
     _ARRAY_FIELDS = (
-        "box_id", "lat", "lon", "n", "slopes", "intercept", "stderr", "tvalues", "pvalues",
-        "r2", "vif", "f_statistic", "f_pvalue",
+        "box_id",
+        "lat",
+        "lon",
+        "n",
+        "slopes",
+        "intercept",
+        "stderr",
+        "tvalues",
+        "pvalues",
+        "r2",
+        "vif",
+        "f_statistic",
+        "f_pvalue",
     )
 
     def __len__(self) -> int:
@@ -203,11 +214,7 @@ def _check_box_size(box_size: float) -> tuple[float, int, int]:
         raise ValueError(f"box_size must be a positive finite number of degrees, got {box_size!r}")
     n_lat_f, n_lon_f = 180.0 / b, 360.0 / b
     n_lat, n_lon = round(n_lat_f), round(n_lon_f)
-    if (
-        n_lat < 1
-        or abs(n_lat_f - n_lat) > 1e-9 * n_lat_f
-        or abs(n_lon_f - n_lon) > 1e-9 * n_lon_f
-    ):
+    if n_lat < 1 or abs(n_lat_f - n_lat) > 1e-9 * n_lat_f or abs(n_lon_f - n_lon) > 1e-9 * n_lon_f:
         raise ValueError(
             f"box_size={box_size!r} must divide both 180 and 360 degrees evenly "
             "(e.g. 0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 9, 10, 12, 15, 18, 20, 30, 36, 45, 60, 90, 180)"
@@ -643,7 +650,12 @@ def box_regression(
     n_const = int(np.count_nonzero(const_y))
     logger.debug(
         "box_regression: %d cells, %d boxes kept, dropped %d (few points), %d (singular), "
-        "%d (constant target)", cells.y.size, n_good, n_few, n_sing, n_const,
+        "%d (constant target)",
+        cells.y.size,
+        n_good,
+        n_few,
+        n_sing,
+        n_const,
     )
     return BoxRegression(
         box_id=box_id,
@@ -850,9 +862,7 @@ def outlier_mask(
     for name, a in arrays.items():
         d, invalid = _as_float_and_mask(a)
         if valid is not None and d.shape != valid.shape:
-            raise ValueError(
-                f"{name} has shape {d.shape}, expected {valid.shape} like fco2"
-            )
+            raise ValueError(f"{name} has shape {d.shape}, expected {valid.shape} like fco2")
         valid = ~invalid if valid is None else valid & ~invalid
         data[name] = d
     assert valid is not None
