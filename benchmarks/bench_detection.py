@@ -88,7 +88,9 @@ def synthetic_month(
     alk = 2290.0 + 2.2 * (sst + 1.8) + 12.0 * smooth_noise(rng, shape, 5 * cells_per_deg)
     sal = 34.2 + 1.6 * coslat**2
     # mesoscale anomalies, stronger in boundary-current / Southern Ocean bands; partly correlated
-    amp = 0.5 + 1.5 * np.exp(-((np.abs(la) - 40) / 10) ** 2) + 1.0 * np.exp(-((la + 55) / 8) ** 2)
+    amp = (
+        0.5 + 1.5 * np.exp(-(((np.abs(la) - 40) / 10) ** 2)) + 1.0 * np.exp(-(((la + 55) / 8) ** 2))
+    )
     s1 = smooth_noise(rng, shape, 0.8 * cells_per_deg)
     s2 = smooth_noise(rng, shape, 0.8 * cells_per_deg)
     s3 = smooth_noise(rng, shape, 0.8 * cells_per_deg)
@@ -105,8 +107,14 @@ def synthetic_month(
     if chemistry == "pyco2sys":
         import PyCO2SYS as pyco2  # noqa: N813
 
-        out = pyco2.sys(par1=alk[ocean], par2=dic[ocean], par1_type=1, par2_type=2,
-                        salinity=sal[ocean], temperature=sst[ocean])
+        out = pyco2.sys(
+            par1=alk[ocean],
+            par2=dic[ocean],
+            par1_type=1,
+            par2_type=2,
+            salinity=sal[ocean],
+            temperature=sst[ocean],
+        )
         fco2[ocean] = out["fCO2"]
     else:  # analytic approximation (Takahashi-style sensitivities around a reference state)
         buffer = 14.0 - 0.2 * sst  # Revelle-like factor, larger in cold water
@@ -194,8 +202,9 @@ def grouped_loop(ids: np.ndarray, y: np.ndarray, x: np.ndarray, min_points: int 
 def bench_regression(args: argparse.Namespace) -> list[str]:
     print(f"== box_regression: synthetic {args.res}° month, {args.box}° boxes ==")
     t0 = time.perf_counter()
-    m = synthetic_month(args.res, seed=args.seed, chemistry="analytic",
-                        land_fraction=args.land_fraction)
+    m = synthetic_month(
+        args.res, seed=args.seed, chemistry="analytic", land_fraction=args.land_fraction
+    )
     print(f"   generated data in {time.perf_counter() - t0:.1f} s")
     lat, lon = m["lat"], m["lon"]
     drivers = [m["sst"], m["dic"], m["alk"]]
@@ -205,8 +214,10 @@ def bench_regression(args: argparse.Namespace) -> list[str]:
     )
     mem = peak_mib(lambda: box_regression(lat, lon, m["fco2"], drivers, args.box))
     n_box = len(res)
-    print(f"   {n_cells} valid cells, {n_box} boxes fitted; median {med:.3f} s "
-          f"(runs {', '.join(f'{t:.3f}' for t in times)}); peak traced memory {mem:.0f} MiB")
+    print(
+        f"   {n_cells} valid cells, {n_box} boxes fitted; median {med:.3f} s "
+        f"(runs {', '.join(f'{t:.3f}' for t in times)}); peak traced memory {mem:.0f} MiB"
+    )
     input_mib = 4 * m["fco2"].nbytes / 2**20
 
     # the per-box loop (as in the notebooks: boolean mask over all cells, then fit), timed on
@@ -226,11 +237,15 @@ def bench_regression(args: argparse.Namespace) -> list[str]:
     y = m["fco2"][valid]
     x = np.stack([d[valid] for d in drivers])
     t_grouped, _, _ = timed(lambda: grouped_loop(flat_ids, y, x), 1)
-    print(f"   box_regression_loop (mask + lstsq + statistics) on {chosen.size} random boxes: "
-          f"{t_sub:.2f} s -> {t_loop_est:.0f} s for {n_box} boxes (extrapolated), "
-          f"speed-up {t_loop_est / med:.0f}x")
-    print(f"   sorted-groups loop (lstsq only, no statistics), all boxes: {t_grouped:.2f} s, "
-          f"speed-up {t_grouped / med:.1f}x")
+    print(
+        f"   box_regression_loop (mask + lstsq + statistics) on {chosen.size} random boxes: "
+        f"{t_sub:.2f} s -> {t_loop_est:.0f} s for {n_box} boxes (extrapolated), "
+        f"speed-up {t_loop_est / med:.0f}x"
+    )
+    print(
+        f"   sorted-groups loop (lstsq only, no statistics), all boxes: {t_grouped:.2f} s, "
+        f"speed-up {t_grouped / med:.1f}x"
+    )
     return [
         f"| box_regression, {args.res}° global month ({lat.size}x{lon.size} grid), "
         f"{n_cells:,} valid cells, 3 drivers, {args.box:g}° boxes ({n_box:,} boxes) | "
@@ -245,9 +260,7 @@ def bench_regression(args: argparse.Namespace) -> list[str]:
     ]
 
 
-def realistic_rcs(
-    res: float, boxes: tuple[float, ...], seed: int
-) -> dict[float | str, np.ndarray]:
+def realistic_rcs(res: float, boxes: tuple[float, ...], seed: int) -> dict[float | str, np.ndarray]:
     """RCs of the boxes of one PyCO2SYS synthetic month, per box size.
 
     Key ``box``: the paper's filters applied (outlier mask per cell, all three slopes
@@ -282,8 +295,10 @@ def bench_cut(args: argparse.Namespace, pool: np.ndarray) -> list[str]:
                 ),
                 args.repeat,
             )
-            print(f"   adaptive_cut {spread}, ({dd}, {dv}, {scale}): median {med * 1e3:.1f} ms, "
-                  f"{cut.n_biomes} biomes")
+            print(
+                f"   adaptive_cut {spread}, ({dd}, {dv}, {scale}): median {med * 1e3:.1f} ms, "
+                f"{cut.n_biomes} biomes"
+            )
             rows.append(
                 f"| adaptive_cut, {n:,} boxes, spread={spread}, Δdist={dd} ({scale}), Δvar={dv} "
                 f"| {med * 1e3:.1f} ms (median of {args.repeat}) | {cut.n_biomes} biomes |"
@@ -296,17 +311,24 @@ def bench_cut(args: argparse.Namespace, pool: np.ndarray) -> list[str]:
         lambda: threshold_scan(link_s, z_s, dist_scale="root", stability=True, n_boot=10), 1
     )
     best = select_thresholds(scan_s, "stability")
-    print(f"   ward_linkage (fastcluster) {t_link:.2f} s; threshold_scan (40 pairs, no "
-          f"stability) {t_scan:.2f} s; with stability (10 resamples) on {n_s} boxes "
-          f"{t_stab:.1f} s, most stable pair in [4, 12] biomes: {best['n_biomes']} biomes, "
-          f"ARI {best['stability']:.2f}")
-    rows.append(f"| ward_linkage (fastcluster.linkage_vector), {n:,} boxes | {t_link:.2f} s | "
-                "reference |")
-    rows.append(f"| threshold_scan, default root-relative grid (40 pairs; silhouette on a "
-                f"5000-box subsample; no bootstrap), {n:,} boxes | {t_scan:.2f} s | |")
-    rows.append(f"| threshold_scan with bootstrap stability (10 resamples, shared by the 40 "
-                f"pairs), {n_s:,} boxes | {t_stab:.1f} s | most stable pair with 4-12 biomes: "
-                f"{best['n_biomes']} biomes, mean ARI {best['stability']:.2f} |")
+    print(
+        f"   ward_linkage (fastcluster) {t_link:.2f} s; threshold_scan (40 pairs, no "
+        f"stability) {t_scan:.2f} s; with stability (10 resamples) on {n_s} boxes "
+        f"{t_stab:.1f} s, most stable pair in [4, 12] biomes: {best['n_biomes']} biomes, "
+        f"ARI {best['stability']:.2f}"
+    )
+    rows.append(
+        f"| ward_linkage (fastcluster.linkage_vector), {n:,} boxes | {t_link:.2f} s | reference |"
+    )
+    rows.append(
+        f"| threshold_scan, default root-relative grid (40 pairs; silhouette on a "
+        f"5000-box subsample; no bootstrap), {n:,} boxes | {t_scan:.2f} s | |"
+    )
+    rows.append(
+        f"| threshold_scan with bootstrap stability (10 resamples, shared by the 40 "
+        f"pairs), {n_s:,} boxes | {t_stab:.1f} s | most stable pair with 4-12 biomes: "
+        f"{best['n_biomes']} biomes, mean ARI {best['stability']:.2f} |"
+    )
     return rows
 
 
@@ -334,24 +356,43 @@ def bench_thresholds(args: argparse.Namespace, pools: dict[float, np.ndarray]) -
         for label, rcs in cases:
             z, _, _ = standardize(rcs)
             link = ward_linkage(z)
-            paper = threshold_scan(link, z, PAPER_DELTA_DISTS, PAPER_DELTA_VARS, spread,
-                                   dist_scale="absolute", seed=args.seed)
-            rel = threshold_scan(link, z, DEFAULT_DELTA_DISTS_ROOT, DEFAULT_DELTA_VARS, spread,
-                                 dist_scale="root", seed=args.seed)
+            paper = threshold_scan(
+                link,
+                z,
+                PAPER_DELTA_DISTS,
+                PAPER_DELTA_VARS,
+                spread,
+                dist_scale="absolute",
+                seed=args.seed,
+            )
+            rel = threshold_scan(
+                link,
+                z,
+                DEFAULT_DELTA_DISTS_ROOT,
+                DEFAULT_DELTA_VARS,
+                spread,
+                dist_scale="root",
+                seed=args.seed,
+            )
             grid = np.array([r["n_biomes"] for r in paper]).reshape(
-                len(PAPER_DELTA_DISTS), len(PAPER_DELTA_VARS))
+                len(PAPER_DELTA_DISTS), len(PAPER_DELTA_VARS)
+            )
             k_paper = "<br>".join(" ".join(f"{k:3d}" for k in row) for row in grid)
             k_fixed = int(adaptive_cut(link, z, *PAPER_THRESHOLDS, spread).max())
             k_rel = [r["n_biomes"] for r in rel]
             try:
                 best = select_thresholds(rel, "silhouette")
-                chosen = (f"Δdist={best['delta_dist']:g}·h_root, Δvar={best['delta_var']:g}: "
-                          f"{best['n_biomes']} biomes (silhouette {best['silhouette']:.2f})")
+                chosen = (
+                    f"Δdist={best['delta_dist']:g}·h_root, Δvar={best['delta_var']:g}: "
+                    f"{best['n_biomes']} biomes (silhouette {best['silhouette']:.2f})"
+                )
             except ValueError:
                 chosen = "none in range"
-            print(f"   {spread} {label} N={rcs.shape[0]}: root {link[-1, 2]:.0f}; paper grid "
-                  f"{grid.tolist()}; (25, 0.1): {k_fixed}; relative grid K in "
-                  f"[{min(k_rel)}, {max(k_rel)}]; {chosen}")
+            print(
+                f"   {spread} {label} N={rcs.shape[0]}: root {link[-1, 2]:.0f}; paper grid "
+                f"{grid.tolist()}; (25, 0.1): {k_fixed}; relative grid K in "
+                f"[{min(k_rel)}, {max(k_rel)}]; {chosen}"
+            )
             lines.append(
                 f"| {label} | {rcs.shape[0]:,} | {link[-1, 2]:.0f} | {k_paper} | {k_fixed} | "
                 f"{min(k_rel)}-{max(k_rel)} | {chosen} |"
@@ -363,19 +404,30 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=("regression", "cut", "thresholds"), action="append")
     parser.add_argument("--res", type=float, default=0.25, help="grid spacing (deg) for timing")
-    parser.add_argument("--land-fraction", type=float, default=0.02,
-                        help="land fraction of the timing month (0.02 gives ~1 million ocean "
-                        "cells at 0.25°, as in the brief; the real ocean is ~0.7 of the grid)")
+    parser.add_argument(
+        "--land-fraction",
+        type=float,
+        default=0.02,
+        help="land fraction of the timing month (0.02 gives ~1 million ocean "
+        "cells at 0.25°, as in the brief; the real ocean is ~0.7 of the grid)",
+    )
     parser.add_argument("--box", type=float, default=2.0, help="box size (deg)")
     parser.add_argument("--repeat", type=int, default=5, help="runs per timing (median)")
     parser.add_argument("--loop-boxes", type=int, default=200, help="boxes timed in the loop")
     parser.add_argument("--n-cut", type=int, default=20000, help="boxes for the cut benchmark")
-    parser.add_argument("--pool-box", type=float, default=1.5,
-                        help="box size whose RCs are subsampled in the threshold study")
-    parser.add_argument("--rc-res", type=float, default=0.25,
-                        help="grid spacing (deg) of the PyCO2SYS month used for realistic RCs")
-    parser.add_argument("--n-list", type=int, nargs="+",
-                        default=[1000, 2000, 5000, 10000])
+    parser.add_argument(
+        "--pool-box",
+        type=float,
+        default=1.5,
+        help="box size whose RCs are subsampled in the threshold study",
+    )
+    parser.add_argument(
+        "--rc-res",
+        type=float,
+        default=0.25,
+        help="grid spacing (deg) of the PyCO2SYS month used for realistic RCs",
+    )
+    parser.add_argument("--n-list", type=int, nargs="+", default=[1000, 2000, 5000, 10000])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     todo = set(args.only or ("regression", "cut", "thresholds"))
@@ -387,10 +439,12 @@ def main() -> int:
         t0 = time.perf_counter()
         boxes = (1.0, args.pool_box, 2.0, 3.0, 4.0, 6.0)
         pools = realistic_rcs(args.rc_res, tuple(sorted(set(boxes))), args.seed)
-        print(f"realistic RCs from a {args.rc_res}° PyCO2SYS month in "
-              f"{time.perf_counter() - t0:.0f} s: boxes per box size "
-              f"{ {b: p.shape[0] for b, p in pools.items()} }; median RCs (2° boxes) "
-              f"{np.median(pools[2.0], 0).round(3)}")
+        print(
+            f"realistic RCs from a {args.rc_res}° PyCO2SYS month in "
+            f"{time.perf_counter() - t0:.0f} s: boxes per box size "
+            f"{ {b: p.shape[0] for b, p in pools.items()} }; median RCs (2° boxes) "
+            f"{np.median(pools[2.0], 0).round(3)}"
+        )
         if "cut" in todo:
             out += bench_cut(args, pools["all 1"])
         if "thresholds" in todo:

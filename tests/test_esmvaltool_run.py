@@ -78,7 +78,8 @@ def test_every_output_has_provenance(esmvaltool_run, script):
     outputs = [p for p in [*work.iterdir(), *plots.iterdir()] if not _is_provenance_file(p)]
     assert outputs
     unrecorded = set(missing_records(provenance, work, plots))
-    assert unrecorded == {p for p in [*work.rglob("*"), *plots.rglob("*")] if _is_provenance_file(p)}
+    everything = [*work.rglob("*"), *plots.rglob("*")]
+    assert unrecorded == {p for p in everything if _is_provenance_file(p)}
     for path in outputs:
         assert path.with_name(f"{path.stem}_provenance.xml").is_file(), path
     for model in MODELS:
@@ -87,9 +88,7 @@ def test_every_output_has_provenance(esmvaltool_run, script):
 
 
 def _is_provenance_file(path: Path) -> bool:
-    return path.name.endswith(
-        ("_provenance.xml", "_citation.bibtex", "_data_citation_info.txt")
-    )
+    return path.name.endswith(("_provenance.xml", "_citation.bibtex", "_data_citation_info.txt"))
 
 
 def test_detection_outputs_are_cf_and_consistent(esmvaltool_run):

@@ -116,16 +116,24 @@ def test_scripts_write_complete_reproducible_outputs(input_data, tmp_path):
     for run in ("first", "second"):
         cfg = _cfg(tmp_path / run, "detection", input_data, box_size=10.0)
         detect.main(cfg)
-        assert missing_records(
-            Path(cfg["run_dir"]) / "diagnostic_provenance.yml", cfg["work_dir"], cfg["plot_dir"]
-        ) == []
+        assert (
+            missing_records(
+                Path(cfg["run_dir"]) / "diagnostic_provenance.yml", cfg["work_dir"], cfg["plot_dir"]
+            )
+            == []
+        )
         tcfg = _cfg(
             tmp_path / run, "tracking", input_data, epochs=10, input_files=[cfg["work_dir"]]
         )
         track.main(tcfg)
-        assert missing_records(
-            Path(tcfg["run_dir"]) / "diagnostic_provenance.yml", tcfg["work_dir"], tcfg["plot_dir"]
-        ) == []
+        assert (
+            missing_records(
+                Path(tcfg["run_dir"]) / "diagnostic_provenance.yml",
+                tcfg["work_dir"],
+                tcfg["plot_dir"],
+            )
+            == []
+        )
         label_files.append(next(Path(tcfg["work_dir"]).glob(f"{MODEL}_*_tracked_biomes.nc")))
     first, second = (iris.load(path) for path in label_files)
     for name in ("biome", "biome_probability", "out_of_distribution"):

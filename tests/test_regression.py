@@ -49,7 +49,10 @@ def random_fields(rng: np.random.Generator, shape: tuple[int, ...], nan_frac: fl
 
 
 def assert_matches_statsmodels(
-    res: BoxRegression, ids: np.ndarray, target: np.ndarray, drivers: list[np.ndarray],
+    res: BoxRegression,
+    ids: np.ndarray,
+    target: np.ndarray,
+    drivers: list[np.ndarray],
     valid: np.ndarray,
 ) -> None:
     """Refit every box of `res` with statsmodels OLS from the cells' box ids."""
@@ -151,8 +154,7 @@ def test_curvilinear_matches_statsmodels(seed, lon_convention):
     target = np.ma.masked_array(target, mask=rng.random(shape) < 0.05)
     res = box_regression(lat, lon, target, drivers, box_size=4.0)
     valid = valid_cells(target, drivers)
-    assert_matches_statsmodels(res, box_index(lat, lon, 4.0), np.ma.getdata(target), drivers,
-                               valid)
+    assert_matches_statsmodels(res, box_index(lat, lon, 4.0), np.ma.getdata(target), drivers, valid)
     assert np.all(np.diff(res.box_id) > 0)
     lat_c, lon_c = box_centres(res.box_id, 4.0)
     np.testing.assert_array_equal(res.lat, lat_c)
@@ -169,8 +171,9 @@ def test_regular_grid_1d_coordinates_match_statsmodels(lon0):
     target, drivers = random_fields(rng, shape)
     res = box_regression(lat, lon, target, drivers, box_size=5.0, min_points=8)
     la, lo = np.meshgrid(lat, lon, indexing="ij")
-    assert_matches_statsmodels(res, box_index(la, lo, 5.0), target, drivers,
-                               valid_cells(target, drivers))
+    assert_matches_statsmodels(
+        res, box_index(la, lo, 5.0), target, drivers, valid_cells(target, drivers)
+    )
     # broadcasting the 1-D axes gives the same result as passing 2-D coordinates
     res2 = box_regression(la, lo, target, drivers, box_size=5.0, min_points=8)
     np.testing.assert_array_equal(res.box_id, res2.box_id)
@@ -201,7 +204,9 @@ def test_one_and_two_drivers_match_statsmodels():
         assert res.slopes.shape[1] == len(drv)
         assert_matches_statsmodels(res, ids, target, drv, valid_cells(target, drv))
     assert box_regression(lat, lon, target, drivers[:2], 5.0).driver_names == (
-        "driver_0", "driver_1")
+        "driver_0",
+        "driver_1",
+    )
 
 
 def test_loop_reference_equals_vectorized():
@@ -219,8 +224,9 @@ def test_loop_reference_equals_vectorized():
     np.testing.assert_array_equal(a.box_id, b.box_id)
     np.testing.assert_array_equal(a.n, b.n)
     for name in ("slopes", "intercept", "stderr", "pvalues", "r2", "vif", "f_pvalue"):
-        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-6, atol=1e-300,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            getattr(a, name), getattr(b, name), rtol=1e-6, atol=1e-300, err_msg=name
+        )
     assert a.n_dropped_singular == b.n_dropped_singular == 1
     assert a.n_dropped_few_points == b.n_dropped_few_points
 
@@ -257,8 +263,9 @@ def test_singular_box_is_dropped_and_others_unaffected(kind):
     assert ids[35] not in res.box_id
     assert len(res) == 2
     assert np.all(np.isfinite(res.slopes)) and np.all(np.isfinite(res.pvalues))
-    clean = box_regression(lat[~bad], lon[~bad], target[~bad],
-                           [d[~bad] for d in (sst, dic, alk)], 2.0)
+    clean = box_regression(
+        lat[~bad], lon[~bad], target[~bad], [d[~bad] for d in (sst, dic, alk)], 2.0
+    )
     np.testing.assert_array_equal(res.box_id, clean.box_id)
     np.testing.assert_allclose(res.slopes, clean.slopes, rtol=1e-12)
     np.testing.assert_allclose(res.pvalues, clean.pvalues, rtol=1e-10)
