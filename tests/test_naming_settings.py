@@ -78,3 +78,14 @@ def test_detection_settings_defaults_and_validation():
     ):
         with pytest.raises(SettingsError):
             DetectionSettings.from_cfg(bad)
+
+
+def test_a_few_icy_boxes_do_not_make_a_biome_ice():
+    labels = np.repeat([1, 2], [100, 50])
+    z = np.vstack([np.tile([-0.5, 1.0, 0.0], (100, 1)), np.tile([1.0, -1.0, 0.0], (50, 1))])
+    lat = np.where(labels == 1, -50.0, 10.0)
+    sst = np.where(labels == 1, 5.0, 25.0)
+    ice = np.zeros(150)
+    ice[:30] = 100.0  # 30 % of biome 1's boxes fully ice covered: mean 30 %, median 0
+    names = name_biomes(biome_signatures(labels, z, lat, sst, ice))
+    assert names == {1: "SUBP+UP", 2: "SUBTR"}

@@ -5,8 +5,9 @@ The paper names its seven biomes by hand (METHOD.md §2.8): ICE (sea-ice covered
 non-thermally driven: DIC dominated), numbered with Roman numerals when a family has several
 members. This module makes the same call reproducibly:
 
-1. **ICE** when the biome's mean sea-ice fraction is at least ``ice_threshold`` (percent; with no
-   sea-ice field, when its mean SST is below ``ice_sst`` degC);
+1. **ICE** when most of the biome's boxes are ice covered: its median box sea-ice fraction is at
+   least ``ice_threshold`` (percent; with no sea-ice field, its median box SST is below
+   ``ice_sst`` degC);
 2. otherwise **SUBTR** when the biome's mean standardized SST slope exceeds its mean standardized
    DIC slope (the temperature term dominates the fCO2 relation);
 3. otherwise **SUBP+UP**.
@@ -73,8 +74,8 @@ class BiomeSignature:
     n_boxes: np.ndarray
     mean_z: np.ndarray
     mean_abs_lat: np.ndarray
-    mean_sst: np.ndarray
-    mean_ice: np.ndarray
+    median_sst: np.ndarray
+    median_ice: np.ndarray
 
 
 def biome_signatures(
@@ -84,7 +85,7 @@ def biome_signatures(
     sst: np.ndarray,
     ice: np.ndarray | None = None,
 ) -> BiomeSignature:
-    """Summarize each biome by its mean standardized RCs, latitude, SST and sea ice.
+    """Summarize each biome: mean standardized RCs and |latitude|, median SST and sea ice.
 
     Parameters
     ----------
@@ -116,14 +117,23 @@ def biome_signatures(
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(numbers > 0, sums / np.maximum(numbers, 1), np.nan)
 
+    def median(column: np.ndarray) -> np.ndarray:
+        column = np.asarray(column, dtype=float)
+        result = np.full(values.size, np.nan)
+        for k in range(values.size):  # one value per biome: K is small
+            members = column[(index == k) & np.isfinite(column)]
+            if members.size:
+                result[k] = np.median(members)
+        return result
+
     mean_z = np.column_stack([mean(z[:, k]) for k in range(z.shape[1])])
     return BiomeSignature(
         labels=values,
         n_boxes=count.astype(int),
         mean_z=mean_z,
         mean_abs_lat=mean(np.abs(lat)),
-        mean_sst=mean(sst),
-        mean_ice=mean(ice) if ice is not None else np.full(values.size, np.nan),
+        median_sst=median(sst),
+        median_ice=median(ice) if ice is not None else np.full(values.size, np.nan),
     )
 
 
@@ -141,9 +151,9 @@ def name_biomes(
     signature
         From :func:`biome_signatures`.
     ice_threshold
-        Mean sea-ice fraction (%) from which a biome is ICE.
+        Median box sea-ice fraction (%) from which a biome is ICE.
     ice_sst
-        Mean SST (degC) below which a biome is ICE when no sea-ice field is available.
+        Median box SST (degC) below which a biome is ICE when no sea-ice field is available.
     overrides
         Biome number -> name, from the recipe; replaces the automatic name.
 
@@ -159,9 +169,9 @@ def name_biomes(
     """
     families = []
     for k in range(signature.labels.size):
-        ice = signature.mean_ice[k]
+        ice = signature.median_ice[k]
         if (np.isfinite(ice) and ice >= ice_threshold) or (
-            not np.isfinite(ice) and signature.mean_sst[k] < ice_sst
+            not np.isfinite(ice) and signature.median_sst[k] < ice_sst
         ):
             families.append("ICE")
         elif signature.mean_z[k, 0] > signature.mean_z[k, 1]:

@@ -130,7 +130,7 @@ class DetectionSettings(_Settings):
     biome_names
         Biome number -> name, overriding the automatic names.
     ice_threshold
-        Mean sea-ice fraction (%) from which a biome is named ICE.
+        Median box sea-ice fraction (%) from which a biome is named ICE.
     seed
         Seed of every random step (silhouette subsample, bootstrap).
     """
