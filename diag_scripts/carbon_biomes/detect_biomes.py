@@ -185,7 +185,8 @@ def write_outputs(
             products.dendrogram_figure(
                 result,
                 f"Ward dendrogram, {result.dataset} {', '.join(result.months)}: "
-                f"adaptive cut Δdist={result.thresholds[0]:g}, Δvar={result.thresholds[1]:g}",
+                f"adaptive cut Δdist={result.thresholds[0]:g} ({result.settings.dist_scale}), "
+                f"Δvar={result.thresholds[1]:g}",
             ),
             "Ward dendrogram of the standardized regression coefficients, coloured by biome, with "
             "the cut nodes marked and numbered",

@@ -438,8 +438,6 @@ def plot_scan_heatmap(
     ax.set_yticks(range(len(delta_vars)), [f"{v:g}" for v in delta_vars])
     ax.set_xlabel("Δdist")
     ax.set_ylabel("Δvar")
-    finite = table[np.isfinite(table)]
-    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
     for i in range(table.shape[0]):
         for j in range(table.shape[1]):
             value = table[i, j]
@@ -451,7 +449,7 @@ def plot_scan_heatmap(
                 ha="center",
                 va="center",
                 fontsize=7,
-                color="white" if np.isfinite(value) and value < middle else "black",
+                color=_text_colour(image, value),
             )
     if selected is not None:
         j = int(np.argmin(np.abs(np.asarray(delta_dists) - selected[0])))
@@ -461,6 +459,14 @@ def plot_scan_heatmap(
         )
     ax.figure.colorbar(image, ax=ax, shrink=0.8)
     ax.set_title(label, fontsize=10)
+
+
+def _text_colour(image: Any, value: float) -> str:
+    """Black or white, whichever reads better on the colour of ``value`` in an image."""
+    if not np.isfinite(value):
+        return "black"
+    red, green, blue, _ = image.cmap(image.norm(value))
+    return "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
 
 
 def plot_training_curves(

@@ -377,6 +377,8 @@ def scan_figure(result: DetectionResult, title: str) -> Figure:
             fmt=fmt,
             cmap=cmap,
         )
+        if settings.dist_scale == "root":
+            ax.set_xlabel("Δdist (fraction of the root height)")
     for ax in axes[len(quantities) :]:
         ax.set_axis_off()
     fig.suptitle(title, fontsize=11)
