@@ -150,3 +150,34 @@ def test_settings_errors_reach_the_user(input_data, tmp_path):
     detect = _script("detect_biomes")
     with pytest.raises(ValueError, match="unknown setting"):
         detect.main(_cfg(tmp_path, "detection", input_data, box_sizes=3))
+
+
+def test_month_without_usable_boxes_gets_missing_labels(input_data, caplog):
+    from carbon_biomes.tracking import BiomeClassifier, TrackingSettings
+    from carbon_biomes.tracking_pipeline import ReferenceBiomes, track_dataset
+
+    fields = load_dataset_fields(MODEL, list(input_data.values()))
+    result = detect_biomes(fields, DetectionSettings(box_size=10.0))
+    classifier = BiomeClassifier(TrackingSettings(epochs=3, hidden_units=(16,))).fit(
+        result.features, result.labels
+    )
+    reference = ReferenceBiomes(
+        dataset=MODEL, months=result.months, features=result.features, labels=result.labels,
+        box_id=result.box_id, month_of_box=result.month_of_box, names=result.names,
+        settings=result.settings, files=(),
+    )  # fmt: skip
+    original = fields.month
+
+    def month_with_a_gap(index, names=None):
+        month = original(index, names)
+        if index == 3:
+            for name in month.fields:
+                month.fields[name] = np.ma.masked_all(month.fields[name].shape)
+        return month
+
+    fields.month = month_with_a_gap
+    with caplog.at_level("WARNING"):
+        tracked = track_dataset(fields, classifier, reference)
+    assert tracked.labels[3].mask.all()
+    assert not tracked.labels[2].mask.all() and not tracked.labels[4].mask.all()
+    assert f"{MODEL} 2009-04: no box passed" in caplog.text
