@@ -7,7 +7,6 @@ scripts, their outputs and provenance, and index.html.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import iris
@@ -64,8 +63,8 @@ def test_run_succeeds_and_writes_index(esmvaltool_run):
 
 def test_cmor_log_has_no_errors(esmvaltool_run):
     _, run_dir = esmvaltool_run
-    log = (run_dir / "run" / "main_log_debug.txt").read_text(encoding="utf-8")
-    assert not re.search(r"CMOR(CheckError| check(s)? failed| error)", log), "CMOR errors"
+    cmor_log = (run_dir / "run" / "cmor_log.txt").read_text(encoding="utf-8")
+    assert "error" not in cmor_log.lower(), cmor_log[:2000]
     assert "ERROR" not in (run_dir / "run" / "main_log.txt").read_text(encoding="utf-8")
 
 
