@@ -31,7 +31,6 @@ from carbon_biomes.diagnostic import (
 from carbon_biomes.inputs import DatasetFields, load_dataset_fields
 from carbon_biomes.output import history_line, save_cubes, write_csv, write_metrics
 from carbon_biomes.plotting import save_figure
-from carbon_biomes.provenance import provenance_record
 from carbon_biomes.settings import DetectionSettings
 
 logger = logging.getLogger(__name__)
@@ -88,14 +87,12 @@ def write_outputs(
         global_attributes=attributes,
         history=history,
     )
-    provenance.log(
+    provenance.record(
         path,
-        provenance_record(
-            f"Box regression of fCO2 on SST, DIC and alkalinity: regression coefficients, standard "
-            f"errors, p-values, VIFs, R², cell counts and significance flag per box; {what}.",
-            ancestors,
-            statistics=["regression"],
-        ),
+        f"Box regression of fCO2 on SST, DIC and alkalinity: regression coefficients, standard "
+        f"errors, p-values, VIFs, R², cell counts and significance flag per box; {what}.",
+        ancestors,
+        statistics=["regression"],
     )
 
     label_cubes = products.detection_label_cubes(result)
@@ -116,14 +113,12 @@ def write_outputs(
         history=history,
         fill_values=[products.LABEL_FILL],
     )
-    provenance.log(
+    provenance.record(
         path,
-        provenance_record(
-            f"Carbon biome labels on the box lattice (CF flag variable: "
-            f"{', '.join(f'{k}={v}' for k, v in result.names.items())}); {what}.",
-            ancestors,
-            statistics=["clustering"],
-        ),
+        f"Carbon biome labels on the box lattice (CF flag variable: "
+        f"{', '.join(f'{k}={v}' for k, v in result.names.items())}); {what}.",
+        ancestors,
+        statistics=["clustering"],
     )
     path = save_cubes(
         [native],
@@ -132,37 +127,31 @@ def write_outputs(
         history=history,
         fill_values=[products.LABEL_FILL],
     )
-    provenance.log(
+    provenance.record(
         path,
-        provenance_record(
-            f"Carbon biome labels of {result.months[0]} on the native model grid (each cell takes "
-            f"the label of its box); {what}.",
-            ancestors,
-            statistics=["clustering"],
-        ),
+        f"Carbon biome labels of {result.months[0]} on the native model grid (each cell takes "
+        f"the label of its box); {what}.",
+        ancestors,
+        statistics=["clustering"],
     )
 
     header, rows = products.centroid_rows(result)
     path = write_csv(get_diagnostic_filename(f"{name}_biome_centroids", cfg, "csv"), header, rows)
-    provenance.log(
+    provenance.record(
         path,
-        provenance_record(
-            f"Biome centroids: mean raw and standardized regression coefficients, number of boxes, "
-            f"area and mean latitude per biome; {what}.",
-            ancestors,
-            statistics=["clustering", "mean"],
-        ),
+        f"Biome centroids: mean raw and standardized regression coefficients, number of boxes, "
+        f"area and mean latitude per biome; {what}.",
+        ancestors,
+        statistics=["clustering", "mean"],
     )
     header, rows = products.scan_rows(result)
     path = write_csv(get_diagnostic_filename(f"{name}_threshold_scan", cfg, "csv"), header, rows)
-    provenance.log(
+    provenance.record(
         path,
-        provenance_record(
-            f"Threshold scan of the adaptive dendrogram cut: number of biomes, paper's score, "
-            f"silhouette, Calinski-Harabasz and Gaussian-mixture BIC per (Δdist, Δvar); {what}.",
-            ancestors,
-            statistics=["clustering"],
-        ),
+        f"Threshold scan of the adaptive dendrogram cut: number of biomes, paper's score, "
+        f"silhouette, Calinski-Harabasz and Gaussian-mixture BIC per (Δdist, Δvar); {what}.",
+        ancestors,
+        statistics=["clustering"],
     )
 
     label_grid = label_cubes[0][0].data
@@ -216,14 +205,12 @@ def write_outputs(
     ]
     for suffix, figure, caption, plot_types in figures:
         path = save_figure(figure, get_plot_filename(f"{name}_{suffix}", cfg))
-        provenance.log(
+        provenance.record(
             path,
-            provenance_record(
-                f"{caption}; {what}.",
-                ancestors,
-                plot_types=plot_types,
-                statistics=["clustering"],
-            ),
+            f"{caption}; {what}.",
+            ancestors,
+            plot_types=plot_types,
+            statistics=["clustering"],
         )
 
     return products.detection_metric_rows(result, partition_scores(result))
@@ -245,16 +232,14 @@ def main(cfg: dict[str, Any]) -> None:
             metric_rows += write_outputs(cfg, fields, result, provenance)
             ancestors += fields.ancestors
         path = write_metrics(get_diagnostic_filename("detection_metrics", cfg, "csv"), metric_rows)
-        provenance.log(
+        provenance.record(
             path,
-            provenance_record(
-                "Detection metrics in long format (dataset, biome, metric, value): number of "
-                "biomes, boxes fitted, clustered and dropped, chosen thresholds and their scores, "
-                "number of "
-                f"boxes and area fraction per biome; datasets {', '.join(datasets)}.",
-                ancestors,
-                statistics=["clustering", "other"],
-            ),
+            "Detection metrics in long format (dataset, biome, metric, value): number of "
+            "biomes, boxes fitted, clustered and dropped, chosen thresholds and their scores, "
+            "number of "
+            f"boxes and area fraction per biome; datasets {', '.join(datasets)}.",
+            ancestors,
+            statistics=["clustering", "other"],
         )
 
 

@@ -28,7 +28,6 @@ from carbon_biomes.diagnostic import (
 from carbon_biomes.inputs import DatasetFields, load_dataset_fields
 from carbon_biomes.output import history_line, save_cubes, write_csv, write_metrics
 from carbon_biomes.plotting import save_figure
-from carbon_biomes.provenance import provenance_record
 from carbon_biomes.settings import TrackingScriptSettings
 from carbon_biomes.tracking import BiomeClassifier
 from carbon_biomes.tracking_pipeline import (
@@ -137,15 +136,13 @@ def write_outputs(
         history=history,
         fill_values=[products.LABEL_FILL, None, -1],
     )
-    provenance.log(
+    provenance.record(
         path,
-        provenance_record(
-            "Monthly carbon-biome labels on the box lattice assigned by the tracking network, "
-            f"with "
-            f"the softmax probability of the label and an out-of-distribution flag; {what}.",
-            ancestors,
-            statistics=["classification"],
-        ),
+        "Monthly carbon-biome labels on the box lattice assigned by the tracking network, "
+        f"with "
+        f"the softmax probability of the label and an out-of-distribution flag; {what}.",
+        ancestors,
+        statistics=["classification"],
     )
     if settings.native_labels:
         cell_boxes = cell_box_index(fields.latitude, fields.longitude, tracked.box_size)
@@ -157,14 +154,12 @@ def write_outputs(
             history=history,
             fill_values=[products.LABEL_FILL],
         )
-        provenance.log(
+        provenance.record(
             path,
-            provenance_record(
-                f"Monthly carbon-biome labels on the native model grid (each cell takes the label "
-                f"of its box); {what}.",
-                ancestors,
-                statistics=["classification"],
-            ),
+            f"Monthly carbon-biome labels on the native model grid (each cell takes the label "
+            f"of its box); {what}.",
+            ancestors,
+            statistics=["classification"],
         )
 
     stem = Path(cfg["work_dir"]) / f"{dataset}_tracking_model"
@@ -177,26 +172,22 @@ def write_outputs(
                 "settings and test scores of the network"
             )
         )
-        provenance.log(
+        provenance.record(
             path,
-            provenance_record(
-                f"Trained biome classifier: {kind}; {what}.",
-                reference.files,
-                statistics=["classification"],
-            ),
+            f"Trained biome classifier: {kind}; {what}.",
+            reference.files,
+            statistics=["classification"],
         )
 
     header, rows = products.area_rows(tracked)
     path = write_csv(get_diagnostic_filename(f"{name}_biome_area", cfg, "csv"), header, rows)
-    provenance.log(
+    provenance.record(
         path,
-        provenance_record(
-            "Number of boxes, ocean area and fraction of the classified area of every tracked "
-            f"biome "
-            f"per month; {what}.",
-            ancestors,
-            statistics=["classification", "other"],
-        ),
+        "Number of boxes, ocean area and fraction of the classified area of every tracked "
+        f"biome "
+        f"per month; {what}.",
+        ancestors,
+        statistics=["classification", "other"],
     )
 
     report = classifier.test_metrics_
@@ -249,14 +240,12 @@ def write_outputs(
     ]
     for suffix, figure, caption, plot_types in figures:
         path = save_figure(figure, get_plot_filename(f"{name}_{suffix}", cfg))
-        provenance.log(
+        provenance.record(
             path,
-            provenance_record(
-                f"{caption}; {what}.",
-                ancestors,
-                plot_types=plot_types,
-                statistics=["classification"],
-            ),
+            f"{caption}; {what}.",
+            ancestors,
+            plot_types=plot_types,
+            statistics=["classification"],
         )
 
 
@@ -290,16 +279,14 @@ def main(cfg: dict[str, Any]) -> None:
             metrics += metric_rows(dataset, classifier, reference, tracked)
             ancestors += fields.ancestors + list(reference.files)
         path = write_metrics(get_diagnostic_filename("tracking_metrics", cfg, "csv"), metrics)
-        provenance.log(
+        provenance.record(
             path,
-            provenance_record(
-                "Tracking metrics in long format (dataset, biome, metric, value): held-out "
-                "accuracy, per-biome precision, recall, F1 and support, macro-F1, agreement of "
-                "tracked and detected labels in the reference month, out-of-distribution "
-                f"fraction, training details; datasets {', '.join(datasets)}.",
-                ancestors,
-                statistics=["classification", "other"],
-            ),
+            "Tracking metrics in long format (dataset, biome, metric, value): held-out "
+            "accuracy, per-biome precision, recall, F1 and support, macro-F1, agreement of "
+            "tracked and detected labels in the reference month, out-of-distribution "
+            f"fraction, training details; datasets {', '.join(datasets)}.",
+            ancestors,
+            statistics=["classification", "other"],
         )
 
 

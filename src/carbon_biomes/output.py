@@ -210,7 +210,8 @@ def save_cubes(
             cube.attributes.globals[key] = value
     path = Path(path)
     with atomic_path(path) as tmp:
-        iris.save(cubes, tmp, fill_value=None if fill_values is None else list(fill_values))
+        with iris.FUTURE.context(save_split_attrs=True):
+            iris.save(cubes, tmp, fill_value=None if fill_values is None else list(fill_values))
     logger.info("Wrote %s", path)
     return path
 

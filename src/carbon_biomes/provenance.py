@@ -164,6 +164,23 @@ class ProvenanceLogger:
         logger.debug("Provenance recorded for %s", path)
         self._write()
 
+    def record(
+        self,
+        filename: str | os.PathLike,
+        caption: str,
+        ancestors: Iterable[str | os.PathLike],
+        **tags: Any,
+    ) -> Path:
+        """Record an output from its caption, ancestors and tags (see :func:`provenance_record`).
+
+        Returns
+        -------
+        Path
+            The output file.
+        """
+        self.log(filename, provenance_record(caption, ancestors, **tags))
+        return Path(filename)
+
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".yml.tmp")
