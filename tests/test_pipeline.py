@@ -181,3 +181,22 @@ def test_month_without_usable_boxes_gets_missing_labels(input_data, caplog):
     assert tracked.labels[3].mask.all()
     assert not tracked.labels[2].mask.all() and not tracked.labels[4].mask.all()
     assert f"{MODEL} 2009-04: no box passed" in caplog.text
+
+
+def test_pooled_reference_months_are_clustered_together(input_data, tmp_path):
+    from carbon_biomes.tracking_pipeline import read_reference_biomes
+
+    detect = _script("detect_biomes")
+    cfg = _cfg(
+        tmp_path, "detection", input_data, box_size=10.0, reference_months=["2009-01", "2009-07"]
+    )
+    detect.main(cfg)
+    reference = read_reference_biomes(MODEL, [cfg["work_dir"]])
+    assert reference.months == ("2009-01", "2009-07")
+    per_month = np.bincount(reference.month_of_box)
+    assert per_month.size == 2 and per_month.min() > 50
+    # one label set for both months, and the January and July boxes differ in their RCs
+    assert set(np.unique(reference.labels)) == set(reference.names)
+    january = reference.features[reference.month_of_box == 0]
+    july = reference.features[reference.month_of_box == 1]
+    assert not np.allclose(np.median(january, axis=0), np.median(july, axis=0))

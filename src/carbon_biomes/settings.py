@@ -117,8 +117,9 @@ class DetectionSettings(_Settings):
         (``root``: Δdist 0.02-0.3 of the root height x Δvar 0.05-0.5; ``absolute``: the paper's
         Δdist 20, 25, 28, 30 x Δvar 0.1, 0.5, 0.8, 1.0).
     selection_rule
-        Criterion of the automatic choice: ``silhouette``, ``calinski_harabasz`` or
-        ``gmm_bic``; only pairs giving ``min_biomes`` to ``max_biomes`` biomes qualify.
+        Criterion of the automatic choice: ``silhouette``, ``calinski_harabasz``, ``gmm_bic``
+        or ``stability`` (bootstrap adjusted Rand index; needs ``stability: true``); only pairs
+        giving ``min_biomes`` to ``max_biomes`` biomes qualify.
     spread
         Node spread of the adaptive cut: ``pooled_variance`` (paper) or ``wcss``.
     min_biome_size
@@ -231,11 +232,13 @@ class DetectionSettings(_Settings):
             if any(v < 0 for v in values):
                 raise SettingsError(f"setting '{key}' must be a list of numbers >= 0")
             set_(self, key, values)
-        if self.selection_rule not in ("silhouette", "calinski_harabasz", "gmm_bic"):
+        if self.selection_rule not in ("silhouette", "calinski_harabasz", "gmm_bic", "stability"):
             raise SettingsError(
-                "setting 'selection_rule' must be silhouette, calinski_harabasz or gmm_bic, "
-                f"got {self.selection_rule!r}"
+                "setting 'selection_rule' must be silhouette, calinski_harabasz, gmm_bic or "
+                f"stability, got {self.selection_rule!r}"
             )
+        if self.selection_rule == "stability" and not self.stability:
+            raise SettingsError("selection_rule: stability needs stability: true")
         if not 2 <= int(self.min_biomes) <= int(self.max_biomes):
             raise SettingsError("settings need 2 <= min_biomes <= max_biomes")
         if int(self.min_biome_size) < 1:
