@@ -68,6 +68,14 @@ def test_cmor_log_has_no_errors(esmvaltool_run):
     assert "ERROR" not in (run_dir / "run" / "main_log.txt").read_text(encoding="utf-8")
 
 
+def test_no_online_lookups(esmvaltool_run):
+    """The synthetic data carry no CMIP6 mip_era: ESMValCore does not query citation services."""
+    _, run_dir = esmvaltool_run
+    log = (run_dir / "run" / "main_log_debug.txt").read_text(encoding="utf-8")
+    assert "citation information" not in log
+    assert "citation link" not in log
+
+
 @pytest.mark.parametrize("script", ["detection", "tracking"])
 def test_every_output_has_provenance(esmvaltool_run, script):
     _, run_dir = esmvaltool_run

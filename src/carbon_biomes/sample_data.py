@@ -1334,7 +1334,8 @@ def _global_attributes(
         "institution_id": _INSTITUTION_ID,
         "license": "Synthetic data for demonstration and testing, free to use without "
         "restriction (Apache-2.0, like the carbon-biomes software).",
-        "mip_era": "CMIP6",
+        # no "mip_era": ESMValCore would query the CMIP6 citation service over the network
+        # for every input file of a fictitious model
         "nominal_resolution": _nominal_resolution(grid.resolution),
         "physics_index": np.int32(1),
         "product": "model-output",
