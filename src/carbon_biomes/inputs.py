@@ -21,7 +21,6 @@ from carbon_biomes.diagnostic import DiagnosticError
 
 __all__ = [
     "ANALYSIS_UNITS",
-    "DRIVERS",
     "DatasetFields",
     "FieldMonth",
     "load_dataset_fields",
@@ -42,9 +41,6 @@ ANALYSIS_UNITS: dict[str, tuple[str, str, str]] = {
     "mlotst": ("mld", "m", "mixed-layer depth"),
     "siconc": ("ice", "%", "sea-ice area fraction"),
 }
-
-#: The regression drivers in their conventional order.
-DRIVERS: tuple[str, ...] = ("sst", "dic", "alk")
 
 
 def month_label(time_point: Any) -> str:
@@ -93,11 +89,6 @@ class DatasetFields:
     area: np.ndarray | None
     months: list[str] = field(default_factory=list)
     area_file: str | None = None
-
-    @property
-    def template(self) -> iris.cube.Cube:
-        """One time step of the SST cube, as a template for native-grid outputs."""
-        return self.cubes["sst"][0]
 
     @property
     def ancestors(self) -> list[str]:

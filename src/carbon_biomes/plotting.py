@@ -31,10 +31,8 @@ __all__ = [
     "map_axes",
     "new_figure",
     "plot_biome_map",
-    "plot_box_field",
     "plot_confusion_matrix",
     "plot_dendrogram",
-    "plot_native_field",
     "plot_rc_bars",
     "plot_scan_heatmap",
     "plot_scores_bars",
@@ -204,94 +202,6 @@ def plot_biome_map(
             fontsize=8,
             frameon=False,
         )
-
-
-def plot_box_field(
-    ax: Axes,
-    grid: np.ma.MaskedArray,
-    box_size: float,
-    *,
-    label: str,
-    cmap: str = "viridis",
-    land: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-    title: str = "",
-    symmetric: bool = False,
-) -> None:
-    """Draw a continuous field on the box lattice with a colour bar."""
-    import cartopy.crs as ccrs
-
-    lat_edges = -90.0 + box_size * np.arange(grid.shape[0] + 1)
-    lon_edges = -180.0 + box_size * np.arange(grid.shape[1] + 1)
-    if land is not None:
-        _draw_land(ax, *land)
-    values = np.ma.compressed(grid)
-    vmin, vmax = np.percentile(values, [2, 98]) if values.size else (0.0, 1.0)
-    if symmetric:
-        vmax = max(abs(vmin), abs(vmax))
-        vmin = -vmax
-    mesh = ax.pcolormesh(
-        lon_edges,
-        lat_edges,
-        grid,
-        cmap=cmap,
-        vmin=vmin,
-        vmax=vmax,
-        transform=ccrs.PlateCarree(),
-        rasterized=True,
-    )
-    ax.figure.colorbar(mesh, ax=ax, orientation="horizontal", shrink=0.7, pad=0.04, label=label)
-    if title:
-        ax.set_title(title, fontsize=10)
-
-
-def plot_native_field(
-    ax: Axes,
-    latitude: np.ndarray,
-    longitude: np.ndarray,
-    field: np.ma.MaskedArray,
-    *,
-    label: str,
-    cmap: str = "viridis",
-    title: str = "",
-) -> None:
-    """Draw a field on the native grid (regular or curvilinear) with land from its own mask."""
-    import cartopy.crs as ccrs
-
-    field = np.ma.masked_invalid(field)
-    land = np.ma.getmaskarray(field)
-    values = np.ma.compressed(field)
-    vmin, vmax = np.percentile(values, [1, 99]) if values.size else (0.0, 1.0)
-    if latitude.ndim == 1:
-        mesh = ax.pcolormesh(
-            longitude,
-            latitude,
-            field,
-            cmap=cmap,
-            vmin=vmin,
-            vmax=vmax,
-            transform=ccrs.PlateCarree(),
-            shading="nearest",
-            rasterized=True,
-        )
-    else:
-        ok = ~land
-        mesh = ax.scatter(
-            longitude[ok],
-            latitude[ok],
-            c=field[ok],
-            s=1.0,
-            marker="s",
-            linewidths=0,
-            cmap=cmap,
-            vmin=vmin,
-            vmax=vmax,
-            transform=ccrs.PlateCarree(),
-            rasterized=True,
-        )
-    _draw_land(ax, latitude, longitude, land)
-    ax.figure.colorbar(mesh, ax=ax, orientation="horizontal", shrink=0.7, pad=0.04, label=label)
-    if title:
-        ax.set_title(title, fontsize=10)
 
 
 def dendrogram_node_positions(linkage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,13 +23,11 @@ from carbon_biomes.output import box_lattice_coords, box_lattice_cube, flag_attr
 
 __all__ = [
     "LABEL_FILL",
-    "TIME_UNITS",
     "biome_map_figure",
     "centroid_rows",
     "dendrogram_figure",
     "detection_metric_rows",
     "label_cube_native",
-    "labels_on_lattice",
     "month_time_coord",
     "rc_bars_figure",
     "regression_cubes",
@@ -39,7 +37,6 @@ __all__ = [
 
 #: Fill value of biome label variables.
 LABEL_FILL = -1
-TIME_UNITS = cf_units.Unit("days since 1850-01-01", calendar="standard")
 _DRIVER_LONG = {"sst": "sea surface temperature", "dic": "DIC", "alk": "alkalinity"}
 
 
@@ -168,13 +165,6 @@ def regression_cubes(result: DetectionResult) -> iris.cube.CubeList:
     return iris.cube.CubeList(
         _stack_months(cubes, result.months) for cubes in per_variable.values()
     )
-
-
-def labels_on_lattice(labels: np.ndarray, box_id: np.ndarray, box_size: float) -> np.ma.MaskedArray:
-    """A (n_lat_boxes, n_lon_boxes) masked grid of labels."""
-    return box_lattice_cube(
-        labels, box_id, box_size, var_name="biome", long_name="biome", units="1", dtype=np.int16
-    ).data
 
 
 def detection_label_cubes(result: DetectionResult) -> iris.cube.CubeList:
