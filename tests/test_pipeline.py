@@ -200,3 +200,15 @@ def test_pooled_reference_months_are_clustered_together(input_data, tmp_path):
     january = reference.features[reference.month_of_box == 0]
     july = reference.features[reference.month_of_box == 1]
     assert not np.allclose(np.median(january, axis=0), np.median(july, axis=0))
+
+
+def test_wrong_units_are_caught(input_data, tmp_path):
+    entries = list(input_data.values())
+    dissicos = next(e for e in entries if e["short_name"] == "dissicos")
+    cube = iris.load_cube(dissicos["filename"])
+    cube.units = "mmol m-3"  # values are in mol m-3: a thousand times too small now
+    bad = tmp_path / "dissicos_bad_units.nc"
+    iris.save(cube, bad)
+    changed = [e for e in entries if e is not dissicos] + [dict(dissicos, filename=str(bad))]
+    with pytest.raises(DiagnosticError, match=rf"{MODEL}: variable dissicos has a median of"):
+        load_dataset_fields(MODEL, changed)

@@ -21,6 +21,7 @@ from carbon_biomes.diagnostic import DiagnosticError
 
 __all__ = [
     "ANALYSIS_UNITS",
+    "PLAUSIBLE_MEDIANS",
     "DatasetFields",
     "FieldMonth",
     "load_dataset_fields",
@@ -40,6 +41,16 @@ ANALYSIS_UNITS: dict[str, tuple[str, str, str]] = {
     "sos": ("sss", "0.001", "sea surface salinity"),
     "mlotst": ("mld", "m", "mixed-layer depth"),
     "siconc": ("ice", "%", "sea-ice area fraction"),
+}
+
+
+#: Plausible range of the median of each field over the ocean in one month (analysis units): a
+#: median outside it means wrong units or a wrong variable, not an unusual ocean.
+PLAUSIBLE_MEDIANS: dict[str, tuple[float, float]] = {
+    "fco2": (100.0, 2000.0),
+    "sst": (-3.0, 40.0),
+    "dic": (1000.0, 4000.0),
+    "alk": (1000.0, 4000.0),
 }
 
 
@@ -269,6 +280,7 @@ def load_dataset_fields(
         )
 
     months = [month_label(point) for point in times.units.num2date(times.points)]
+    _check_plausible(dataset, cubes, carbon)
     logger.info(
         "%s: loaded %s on a %s grid %s, %d months (%s to %s)",
         dataset,
@@ -289,6 +301,26 @@ def load_dataset_fields(
         months=months,
         area_file=area_file,
     )
+
+
+def _check_plausible(
+    dataset: str, cubes: Mapping[str, iris.cube.Cube], carbon: Mapping[str, str]
+) -> None:
+    """Check the first month's median of every driver against :data:`PLAUSIBLE_MEDIANS`."""
+    for name, (low, high) in PLAUSIBLE_MEDIANS.items():
+        values = np.ma.compressed(np.ma.masked_invalid(np.ma.asarray(cubes[name][0].data)))
+        short = _short_name_of(name, carbon)
+        if values.size == 0:
+            raise DiagnosticError(
+                f"{dataset}: variable {short} has no valid value in its first month"
+            )
+        median = float(np.median(values))
+        if not low <= median <= high:
+            raise DiagnosticError(
+                f"{dataset}: variable {short} has a median of {median:.4g} "
+                f"{cubes[name].units} in its first month, outside the plausible range "
+                f"{low:g} to {high:g}: check its units attribute"
+            )
 
 
 def _short_name_of(name: str, carbon: Mapping[str, str]) -> str:
