@@ -9,6 +9,7 @@ high-resolution fields are streamed, never loaded whole.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,6 +140,13 @@ class DatasetFields:
         return FieldMonth(label=self.months[index], fields=fields)
 
 
+def _load_cube(filename: str) -> iris.cube.Cube:
+    """Load one variable; the cell-measure reference to areacello is not needed (loaded apart)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Missing CF-netCDF measure variable")
+        return iris.load_cube(filename)
+
+
 def _single(
     dataset: str, metadata: Sequence[Mapping[str, Any]], short_name: str
 ) -> Mapping[str, Any] | None:
@@ -209,7 +217,7 @@ def load_dataset_fields(
                 )
             continue
         name, unit, _ = ANALYSIS_UNITS[short_name]
-        cube = iris.load_cube(item["filename"])
+        cube = _load_cube(item["filename"])
         if not cube.coords("time") or cube.coord_dims("time") != (0,):
             raise DiagnosticError(
                 f"{dataset}: variable {short_name} in {item['filename']} has no leading time "
@@ -265,7 +273,7 @@ def load_dataset_fields(
     area_file = None
     area_item = _single(dataset, metadata, "areacello")
     if area_item is not None:
-        area_cube = iris.load_cube(area_item["filename"])
+        area_cube = _load_cube(area_item["filename"])
         area_cube.convert_units("m2")
         if tuple(area_cube.shape) != shape:
             raise DiagnosticError(
