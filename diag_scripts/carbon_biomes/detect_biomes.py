@@ -98,13 +98,13 @@ def write_outputs(
     label_cubes = products.detection_label_cubes(result)
     month_index = fields.month_index(result.months[0])
     cell_boxes = cell_box_index(fields.latitude, fields.longitude, result.settings.box_size)
-    native = products.label_cube_native(
+    native = products.native_label_cube(
         fields,
-        month_index,
-        label_cubes[0][0].data,
+        label_cubes[0].data,
         cell_boxes,
         result.names,
-        long_name=f"carbon biome detected in {result.months[0]} (label of the cell's box)",
+        long_name="carbon biome detected in the reference month (label of the cell's box)",
+        time_indices=[fields.month_index(month) for month in result.months],
     )
     path = save_cubes(
         label_cubes,
@@ -129,8 +129,8 @@ def write_outputs(
     )
     provenance.record(
         path,
-        f"Carbon biome labels of {result.months[0]} on the native model grid (each cell takes "
-        f"the label of its box); {what}.",
+        f"Carbon biome labels of {', '.join(result.months)} on the native model grid (each "
+        f"cell takes the label of its box); {what}.",
         ancestors,
         statistics=["clustering"],
     )

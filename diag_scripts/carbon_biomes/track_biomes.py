@@ -146,7 +146,13 @@ def write_outputs(
     )
     if settings.native_labels:
         cell_boxes = cell_box_index(fields.latitude, fields.longitude, tracked.box_size)
-        cube = products.native_tracked_cube(fields, tracked.labels, cell_boxes, tracked.names)
+        cube = products.native_label_cube(
+            fields,
+            tracked.labels,
+            cell_boxes,
+            tracked.names,
+            long_name="carbon biome assigned by the tracking network (label of the cell's box)",
+        )
         path = save_cubes(
             [cube],
             get_diagnostic_filename(f"{name}_tracked_biomes_native_grid", cfg),

@@ -27,7 +27,6 @@ __all__ = [
     "centroid_rows",
     "dendrogram_figure",
     "detection_metric_rows",
-    "label_cube_native",
     "month_time_coord",
     "rc_bars_figure",
     "regression_cubes",
@@ -188,54 +187,6 @@ def detection_label_cubes(result: DetectionResult) -> iris.cube.CubeList:
         )
     cube = _stack_months(cubes, result.months)
     return iris.cube.CubeList([cube])
-
-
-def label_cube_native(
-    fields: DatasetFields,
-    month_index: int,
-    label_grid: np.ma.MaskedArray,
-    cell_boxes: np.ndarray,
-    names: Mapping[int, str],
-    *,
-    long_name: str,
-) -> iris.cube.Cube:
-    """Biome labels on the dataset's native grid for one month (cells take their box's label).
-
-    Parameters
-    ----------
-    fields
-        The dataset (its SST cube gives the native grid and the month's time coordinate).
-    month_index
-        Time index of the month.
-    label_grid
-        (n_lat_boxes, n_lon_boxes) labels, masked where unclassified.
-    cell_boxes
-        Box id per native cell.
-    names
-        Biome number -> name, for the flag attributes.
-    long_name
-        Long name of the variable.
-
-    Returns
-    -------
-    iris.cube.Cube
-        The native grid (regular or curvilinear) with the month's scalar time coordinate.
-    """
-    template = fields.cubes["sst"][month_index]
-    flat = label_grid.reshape(-1)
-    ocean = fields.ocean_mask(month_index) & (cell_boxes >= 0)
-    values = np.ma.masked_all(cell_boxes.shape, dtype=np.int16)
-    picked = flat[np.where(ocean, cell_boxes, 0)]
-    values[ocean] = picked[ocean]
-    cube = template.copy(data=values)
-    cube.rename("biome")
-    cube.var_name = "biome"
-    cube.long_name = long_name
-    cube.units = "1"
-    cube.attributes.clear()
-    cube.cell_methods = ()
-    cube.attributes.locals.update(flag_attributes(names))
-    return cube
 
 
 def centroid_rows(result: DetectionResult) -> tuple[list[str], list[list[Any]]]:
@@ -435,17 +386,41 @@ def tracked_cubes(tracked: Any) -> iris.cube.CubeList:
     )
 
 
-def native_tracked_cube(
+def native_label_cube(
     fields: DatasetFields,
     labels: np.ma.MaskedArray,
     cell_boxes: np.ndarray,
     names: Mapping[int, str],
+    *,
+    long_name: str,
+    time_indices: Sequence[int] | None = None,
 ) -> iris.cube.Cube:
-    """Tracked labels of every month on the native grid, built lazily (saved month by month)."""
+    """Biome labels on the native grid (each ocean cell takes its box's label), built lazily.
+
+    Parameters
+    ----------
+    fields
+        The dataset; its SST cube gives the native grid and the time coordinate.
+    labels
+        (n_times, n_lat_boxes, n_lon_boxes) labels on the box lattice, masked where none.
+    cell_boxes
+        Box id of every native cell.
+    names
+        Biome number -> name, for the CF flag attributes.
+    long_name
+        Long name of the variable.
+    time_indices
+        Time steps of the dataset that ``labels`` belong to; default all of them.
+
+    Returns
+    -------
+    iris.cube.Cube
+        Lazy: iris saves it one month at a time.
+    """
     import dask.array as da
 
-    n_months = labels.shape[0]
-    flat = np.ma.filled(labels.reshape(n_months, -1), LABEL_FILL).astype(np.int16)
+    n_times = labels.shape[0]
+    flat = np.ma.filled(labels.reshape(n_times, -1), LABEL_FILL).astype(np.int16)
     ocean = fields.ocean_mask(0) & (cell_boxes >= 0)
     index = np.where(ocean, cell_boxes, 0)
     lazy = da.from_array(flat, chunks=(1, flat.shape[1]))
@@ -453,14 +428,17 @@ def native_tracked_cube(
         lambda block: np.where(ocean, block[:, index], LABEL_FILL).astype(np.int16),
         drop_axis=1,
         new_axis=[1, 2],
-        chunks=((1,) * n_months, *index.shape),
+        chunks=((1,) * n_times, *index.shape),
         dtype=np.int16,
     )
     native = da.ma.masked_equal(native, LABEL_FILL)
-    cube = fields.cubes["sst"].copy(data=native)
+    template = fields.cubes["sst"]
+    if time_indices is not None:
+        template = template[list(time_indices)]
+    cube = template.copy(data=native)
     cube.var_name = "biome"
     cube.standard_name = None
-    cube.long_name = "carbon biome assigned by the tracking network (label of the cell's box)"
+    cube.long_name = long_name
     cube.units = "1"
     cube.attributes.clear()
     cube.cell_methods = ()
