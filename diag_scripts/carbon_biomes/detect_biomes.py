@@ -16,7 +16,6 @@ from typing import Any
 from carbon_biomes import products
 from carbon_biomes.detection import (
     DetectionResult,
-    cell_box_index,
     detect_biomes,
     partition_scores,
     regression_attributes,
@@ -97,11 +96,10 @@ def write_outputs(
 
     label_cubes = products.detection_label_cubes(result)
     month_index = fields.month_index(result.months[0])
-    cell_boxes = cell_box_index(fields.latitude, fields.longitude, result.settings.box_size)
     native = products.native_label_cube(
         fields,
         label_cubes[0].data,
-        cell_boxes,
+        result.cell_boxes,
         result.names,
         long_name="carbon biome detected in the reference month (label of the cell's box)",
         time_indices=[fields.month_index(month) for month in result.months],

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from carbon_biomes import products
-from carbon_biomes.detection import cell_box_index
 from carbon_biomes.diagnostic import (
     ProvenanceLogger,
     get_diagnostic_filename,
@@ -145,11 +144,10 @@ def write_outputs(
         statistics=["classification"],
     )
     if settings.native_labels:
-        cell_boxes = cell_box_index(fields.latitude, fields.longitude, tracked.box_size)
         cube = products.native_label_cube(
             fields,
             tracked.labels,
-            cell_boxes,
+            tracked.cell_boxes,
             tracked.names,
             long_name="carbon biome assigned by the tracking network (label of the cell's box)",
         )

@@ -264,6 +264,7 @@ class DetectionResult:
     names: dict[int, str]
     signature: BiomeSignature
     settings: DetectionSettings
+    cell_boxes: np.ndarray  # box id of every native cell
     dropped: dict[str, int] = field(default_factory=dict)
     merged: dict[int, int] = field(default_factory=dict)  # small biome of the cut -> biome
 
@@ -275,15 +276,15 @@ class DetectionResult:
     def centroids(self) -> dict[int, dict[str, Any]]:
         """Per biome: raw and standardized mean RCs, number of boxes, area (m2), mean latitude."""
         table = {}
-        for number in sorted(self.names):
+        for row, number in enumerate(sorted(self.names)):  # signature rows: sorted numbers
             members = self.labels == number
             table[number] = {
                 "name": self.names[number],
-                "n_boxes": int(members.sum()),
+                "n_boxes": int(self.signature.n_boxes[row]),
                 "area": float(np.nansum(self.area[members])) / len(self.months),
                 "mean_lat": float(np.mean(self.lat[members])),
                 "rc": self.features[members].mean(axis=0),
-                "z": self.z[members].mean(axis=0),
+                "z": self.signature.mean_z[row],
             }
         return table
 
@@ -462,6 +463,7 @@ def detect_biomes(fields: DatasetFields, settings: DetectionSettings) -> Detecti
         names=names,
         signature=signature,
         settings=settings,
+        cell_boxes=cell_boxes,
         dropped=dropped,
         merged=merged,
     )

@@ -58,28 +58,42 @@ def month_time_coord(months: Sequence[str], calendar: str = "standard") -> iris.
     )
 
 
+def _lattice_time_cube(
+    data: np.ma.MaskedArray,
+    months: Sequence[str],
+    box_size: float,
+    *,
+    var_name: str,
+    long_name: str,
+    units: str,
+    attributes: Mapping[str, Any] | None = None,
+) -> iris.cube.Cube:
+    """A (time, lat, lon) cube on the box lattice, time = the given months."""
+    lat, lon = box_lattice_coords(box_size)
+    return iris.cube.Cube(
+        data,
+        var_name=var_name,
+        long_name=long_name,
+        units=units,
+        attributes=dict(attributes or {}),
+        dim_coords_and_dims=[(month_time_coord(months), 0), (lat, 1), (lon, 2)],
+    )
+
+
 def _stack_months(
-    cubes_per_month: Sequence[iris.cube.Cube], months: Sequence[str]
+    cubes_per_month: Sequence[iris.cube.Cube], months: Sequence[str], box_size: float
 ) -> iris.cube.Cube:
     """Stack (lat, lon) lattice cubes of several months into one (time, lat, lon) cube."""
     first = cubes_per_month[0]
-    data = np.ma.stack([cube.data for cube in cubes_per_month])
-    lat, lon = box_lattice_coords(_box_size_of(first))
-    cube = iris.cube.Cube(
-        data,
+    return _lattice_time_cube(
+        np.ma.stack([cube.data for cube in cubes_per_month]),
+        months,
+        box_size,
         var_name=first.var_name,
         long_name=first.long_name,
-        standard_name=first.standard_name,
-        units=first.units,
-        attributes=dict(first.attributes.locals),
-        dim_coords_and_dims=[(month_time_coord(months), 0), (lat, 1), (lon, 2)],
+        units=str(first.units),
+        attributes=first.attributes.locals,
     )
-    return cube
-
-
-def _box_size_of(cube: iris.cube.Cube) -> float:
-    bounds = cube.coord("latitude").bounds[0]
-    return float(bounds[1] - bounds[0])
 
 
 def regression_cubes(result: DetectionResult) -> iris.cube.CubeList:
@@ -162,7 +176,7 @@ def regression_cubes(result: DetectionResult) -> iris.cube.CubeList:
             )
             per_variable.setdefault(var_name, []).append(cube)
     return iris.cube.CubeList(
-        _stack_months(cubes, result.months) for cubes in per_variable.values()
+        _stack_months(cubes, result.months, box_size) for cubes in per_variable.values()
     )
 
 
@@ -185,7 +199,7 @@ def detection_label_cubes(result: DetectionResult) -> iris.cube.CubeList:
                 attributes=flags,
             )
         )
-    cube = _stack_months(cubes, result.months)
+    cube = _stack_months(cubes, result.months, result.settings.box_size)
     return iris.cube.CubeList([cube])
 
 
@@ -286,9 +300,8 @@ def rc_bars_figure(result: DetectionResult, title: str) -> Figure:
     """Grouped bars of the mean standardized RCs of every biome."""
     fig = plotting.new_figure(9.0, 5.0)
     ax = fig.add_subplot(111)
-    numbers = sorted(result.names)
-    mean_z = np.vstack([result.z[result.labels == k].mean(axis=0) for k in numbers])
-    plotting.plot_rc_bars(ax, result.names, mean_z, title=title)
+    # signature rows follow the sorted biome numbers, as the bars do
+    plotting.plot_rc_bars(ax, result.names, result.signature.mean_z, title=title)
     return fig
 
 
@@ -329,27 +342,6 @@ def scan_figure(result: DetectionResult, title: str) -> Figure:
 # ---------------------------------------------------------------------------------------------
 # Tracking products
 # ---------------------------------------------------------------------------------------------
-def _lattice_time_cube(
-    data: np.ma.MaskedArray,
-    months: Sequence[str],
-    box_size: float,
-    *,
-    var_name: str,
-    long_name: str,
-    units: str,
-    attributes: Mapping[str, Any] | None = None,
-) -> iris.cube.Cube:
-    lat, lon = box_lattice_coords(box_size)
-    return iris.cube.Cube(
-        data,
-        var_name=var_name,
-        long_name=long_name,
-        units=units,
-        attributes=dict(attributes or {}),
-        dim_coords_and_dims=[(month_time_coord(months), 0), (lat, 1), (lon, 2)],
-    )
-
-
 def tracked_cubes(tracked: Any) -> iris.cube.CubeList:
     """Tracked labels, their softmax probability and the OOD flag on the box lattice."""
     common = {"months": tracked.months, "box_size": tracked.box_size}

@@ -23,7 +23,7 @@ from carbon_biomes.diagnostic import DiagnosticError
 from carbon_biomes.inputs import DatasetFields
 from carbon_biomes.regression import box_lattice
 from carbon_biomes.settings import DetectionSettings
-from carbon_biomes.tracking import MISSING_LABEL, BiomeClassifier
+from carbon_biomes.tracking import MISSING_LABEL, BiomeClassifier, agreement
 
 __all__ = [
     "ReferenceBiomes",
@@ -127,6 +127,7 @@ class TrackedBiomes:
     box_area: np.ma.MaskedArray  # ocean area per box (m2)
     names: dict[int, str]
     box_size: float
+    cell_boxes: np.ndarray  # box id of every native cell
 
     def biome_area(self) -> np.ndarray:
         """Ocean area (m2) of every biome per month, (n_months, K) in biome-number order."""
@@ -222,19 +223,24 @@ def track_dataset(
         box_area=box_area.reshape(shape),
         names=dict(reference.names),
         box_size=settings.box_size,
+        cell_boxes=cell_boxes,
     )
 
 
 def reference_agreement(tracked: TrackedBiomes, reference: ReferenceBiomes) -> Mapping[str, Any]:
-    """Fraction of reference boxes whose tracked label equals the detected label, per month."""
+    """Fraction of reference boxes whose tracked label equals the detected label, per month.
+
+    Boxes without a tracked label are left out (:func:`carbon_biomes.tracking.agreement`); in a
+    reference month every detected box is tracked, since its RCs are computed the same way.
+    """
     result: dict[str, Any] = {}
     for m, month in enumerate(reference.months):
         if month not in tracked.months:
             continue
         t = tracked.months.index(month)
         members = reference.month_of_box == m
-        flat = tracked.labels[t].reshape(-1)[reference.box_id[members]]
-        detected = reference.labels[members]
-        same = np.ma.filled(flat, MISSING_LABEL) == detected
-        result[month] = float(same.mean()) if same.size else float("nan")
+        tracked_labels = tracked.labels[t].reshape(-1)[reference.box_id[members]]
+        result[month] = agreement(
+            np.ma.filled(tracked_labels, MISSING_LABEL), reference.labels[members]
+        )
     return result
