@@ -32,7 +32,7 @@ from carbon_biomes.clustering import (
 
 
 # ---------------------------------------------------------------------------------------------
-# reference implementation of METHOD.md §2.6: recursive, explicit member lists
+# reference implementation of docs/method.md §2.6: recursive, explicit member lists
 # ---------------------------------------------------------------------------------------------
 def reference_spread(members: np.ndarray, spread: str) -> float:
     if spread == "pooled_variance":

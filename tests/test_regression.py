@@ -395,7 +395,7 @@ def test_slopes_match_pyco2sys_sensitivities():
     truth = np.column_stack([d_t, d_d, d_a])[order]
     rel_err = np.abs(res.slopes - truth) / np.abs(truth)
     assert np.all(np.median(rel_err, axis=0) < 0.10), np.median(rel_err, axis=0)
-    # METHOD.md §6: dln fCO2/dT ~ 0.0423 per degC; dfCO2/dALK < 0, of the size of dfCO2/dDIC
+    # docs/method.md §6: dln fCO2/dT ~ 0.0423 per degC; dfCO2/dALK < 0, of the size of dfCO2/dDIC
     base_f = fco2(t0, dic0, alk0)[order]
     np.testing.assert_allclose(np.median(res.slopes[:, 0] / base_f), 0.0423, rtol=0.1)
     assert np.all(res.slopes[:, 2] < 0) and np.all(res.slopes[:, 1] > 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import re
 import subprocess
@@ -14,12 +15,16 @@ import PyCO2SYS as pyco2  # noqa: N813
 import pytest
 
 from carbon_biomes import sample_data as sd
-from carbon_biomes.cli import main, parse_year_range
+from carbon_biomes.cli import main, parse_list, parse_year_range
 
 YEAR = 2000
 RES = 4.0
 MONTHLY = ("spco2", "tos", "sos", "dissicos", "talkos", "mlotst", "siconc")
 ALL_VARS = (*MONTHLY, "areacello")
+REFERENCE = ("historical", "r1i1p1f1")
+SECOND_MEMBER = ("historical", "r2i1p1f1")
+SECOND_EXPERIMENT = ("esm-hist", "r1i1p1f1")
+RUNS = (REFERENCE, SECOND_MEMBER, SECOND_EXPERIMENT)
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +37,33 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
 
 @pytest.fixture(scope="module")
 def regression_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """SYNTH-ESM-A, one year at 2 degrees (16 cells in an 8-degree box)."""
+    """SYNTH-ESM-A, one year at 2 degrees (16 cells in an 8-degree box).
+
+    Three runs: historical r1i1p1f1 (the default), a second member historical r2i1p1f1
+    (generated in the same call) and a second experiment esm-hist r1i1p1f1.
+    """
     root = tmp_path_factory.mktemp("regression")
-    sd.generate_sample_data(root, models=["SYNTH-ESM-A"], years=(YEAR, YEAR), resolution=2)
+    sd.generate_sample_data(
+        root,
+        models=["SYNTH-ESM-A"],
+        years=(YEAR, YEAR),
+        resolution=2,
+        ensembles=("r1i1p1f1", "r2i1p1f1"),
+    )
+    sd.generate_sample_data(
+        root, models=["SYNTH-ESM-A"], years=(YEAR, YEAR), resolution=2, experiments=["esm-hist"]
+    )
     return root
 
 
-def _path(root: Path, model: str, var: str) -> Path:
+def _path(root: Path, model: str, var: str, run: tuple[str, str] = REFERENCE) -> Path:
+    experiment, ensemble = run
     years = None if var == "areacello" else (YEAR, YEAR)
-    return sd.output_path(root, model, var, years)
+    return sd.output_path(root, model, var, years, experiment=experiment, ensemble=ensemble)
 
 
-def _read(root: Path, model: str, var: str) -> np.ma.MaskedArray:
-    with netCDF4.Dataset(_path(root, model, var)) as ds:
+def _read(root: Path, model: str, var: str, run: tuple[str, str] = REFERENCE) -> np.ma.MaskedArray:
+    with netCDF4.Dataset(_path(root, model, var, run)) as ds:
         return ds[var][:]
 
 
@@ -427,11 +446,19 @@ def test_models_differ_as_designed(tiny: tuple[Path, list[Path]]) -> None:
 
 def test_same_seed_gives_identical_files(tiny: tuple[Path, list[Path]], tmp_path: Path) -> None:
     root, _ = tiny
+    # the default run is unchanged by a second member generated in the same call
     again = sd.generate_sample_data(
-        tmp_path, models=["SYNTH-ESM-B"], years=(YEAR, YEAR), resolution=RES, seed=0
+        tmp_path,
+        models=["SYNTH-ESM-B"],
+        years=(YEAR, YEAR),
+        resolution=RES,
+        seed=0,
+        ensembles=("r1i1p1f1", "r2i1p1f1"),
     )
-    assert len(again) == len(ALL_VARS)
-    for path in again:
+    assert len(again) == 2 * len(ALL_VARS)
+    reference = [path for path in again if "_r1i1p1f1_" in path.name]
+    assert len(reference) == len(ALL_VARS)
+    for path in reference:
         original = root / path.relative_to(tmp_path)
         assert original.read_bytes() == path.read_bytes(), path.name
 
@@ -464,6 +491,261 @@ def test_months_do_not_depend_on_the_requested_period(
     with netCDF4.Dataset(path) as ds:
         longer = ds["spco2"][12:]
     np.testing.assert_array_equal(longer, _read(root, "SYNTH-ESM-C", "spco2"))
+
+
+# --------------------------------------------------------------------------------------
+# ensemble members and experiments
+# --------------------------------------------------------------------------------------
+
+
+def test_member_and_experiment_drs_paths(regression_data: Path) -> None:
+    root, model = regression_data, "SYNTH-ESM-A"
+    found = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    expected = []
+    for experiment, ensemble in RUNS:
+        for var in ALL_VARS:
+            table = sd.VARIABLES[var].mip
+            name = f"{var}_{table}_{model}_{experiment}_{ensemble}_gn"
+            name += ".nc" if var == "areacello" else f"_{YEAR}01-{YEAR}12.nc"
+            expected.append(
+                f"CMIP6/CMIP/SYNTH/{model}/{experiment}/{ensemble}/{table}/{var}/gn/v20260101/"
+                f"{name}"
+            )
+    assert found == sorted(expected)
+    assert [_path(root, model, "tos", run).relative_to(root).parts[:6] for run in RUNS] == [
+        ("CMIP6", "CMIP", "SYNTH", model, experiment, ensemble) for experiment, ensemble in RUNS
+    ]
+
+
+def test_member_and_experiment_attributes(regression_data: Path) -> None:
+    root, model = regression_data, "SYNTH-ESM-A"
+    tracking_ids = set()
+    for experiment, ensemble in RUNS:
+        for var in ALL_VARS:
+            with netCDF4.Dataset(_path(root, model, var, (experiment, ensemble))) as ds:
+                attrs = ds.__dict__
+            assert attrs["source_id"] == model
+            assert attrs["activity_id"] == "CMIP"
+            assert attrs["experiment_id"] == experiment
+            assert attrs["experiment"] == (
+                f"{sd.EXPERIMENTS[experiment].title} (synthetic stand-in)"
+            )
+            assert attrs["variant_label"] == ensemble
+            indices = sd.parse_variant_label(ensemble)
+            for key, index in zip(
+                ("realization_index", "initialization_index", "physics_index", "forcing_index"),
+                indices,
+                strict=True,
+            ):
+                assert attrs[key] == index
+                assert attrs[key].dtype == np.int32
+            assert attrs["variable_id"] == var
+            assert "SYNTHETIC DATA generated by carbon-biomes" in attrs["title"]
+            if (experiment, ensemble) != REFERENCE:
+                assert f"experiment {experiment}, ensemble {ensemble}" in attrs["history"]
+            else:
+                assert "experiment" not in attrs["history"]  # unchanged since before members
+            tracking_ids.add(attrs["tracking_id"])
+    assert len(tracking_ids) == len(RUNS) * len(ALL_VARS)
+
+
+def test_members_differ_in_weather_not_climate(regression_data: Path) -> None:
+    root, model = regression_data, "SYNTH-ESM-A"
+    for var in ("tos", "sos", "dissicos", "talkos", "mlotst", "spco2"):
+        first = _read(root, model, var, REFERENCE)
+        second = _read(root, model, var, SECOND_MEMBER)
+        assert np.array_equal(np.ma.getmaskarray(first), np.ma.getmaskarray(second))
+        assert not np.ma.allclose(first, second), var
+        assert np.corrcoef(first.compressed(), second.compressed())[0, 1] > 0.5, var
+    np.testing.assert_array_equal(
+        _read(root, model, "areacello", REFERENCE), _read(root, model, "areacello", SECOND_MEMBER)
+    )
+    area = _read(root, model, "areacello")
+
+    def mean_fco2(run: tuple[str, str]) -> float:
+        fco2 = _read(root, model, "spco2", run).mean(axis=0) / sd.UATM_TO_PA
+        return float((fco2 * area).sum() / area.sum())
+
+    # same climate: the global means of two members agree closely
+    assert abs(mean_fco2(SECOND_MEMBER) - mean_fco2(REFERENCE)) < 1.0
+    # esm-hist: atmospheric CO2 7.5 uatm above the historical curve in 2000
+    assert 5.0 < mean_fco2(SECOND_EXPERIMENT) - mean_fco2(REFERENCE) < 10.0
+    assert not np.ma.allclose(
+        _read(root, model, "tos", SECOND_EXPERIMENT), _read(root, model, "tos", REFERENCE)
+    )
+
+
+def test_second_experiment_fco2_equals_pyco2sys(regression_data: Path) -> None:
+    root, model = regression_data, "SYNTH-ESM-A"
+    values = {
+        var: _read(root, model, var, SECOND_EXPERIMENT)
+        for var in ("spco2", "tos", "sos", "dissicos", "talkos")
+    }
+    index = np.flatnonzero(~np.ma.getmaskarray(values["spco2"]))
+    pick = np.random.default_rng(7).choice(index, size=50, replace=False)
+    flat = {var: np.ma.getdata(v).ravel()[pick].astype(np.float64) for var, v in values.items()}
+    result = pyco2.sys(
+        par1=flat["talkos"] * 1e6 / sd.SEAWATER_DENSITY,
+        par2=flat["dissicos"] * 1e6 / sd.SEAWATER_DENSITY,
+        par1_type=1,
+        par2_type=2,
+        salinity=flat["sos"],
+        temperature=flat["tos"],
+    )
+    np.testing.assert_allclose(flat["spco2"] / sd.UATM_TO_PA, result["fCO2"], rtol=1e-6)
+
+
+def test_same_seed_gives_identical_member_files(regression_data: Path, tmp_path: Path) -> None:
+    """A member alone gives the bytes it gave next to another member, in any call."""
+    again = sd.generate_sample_data(
+        tmp_path,
+        models=["SYNTH-ESM-A"],
+        years=(YEAR, YEAR),
+        resolution=2,
+        seed=0,
+        ensembles="r2i1p1f1",
+    )
+    assert len(again) == len(ALL_VARS)
+    for path in again:
+        assert "_historical_r2i1p1f1_" in path.name
+        original = regression_data / path.relative_to(tmp_path)
+        assert original.read_bytes() == path.read_bytes(), path.name
+
+
+@pytest.mark.parametrize("run", [SECOND_MEMBER, SECOND_EXPERIMENT], ids="_".join)
+def test_esmvalcore_cmor_checks_pass_for_members_and_experiments(
+    regression_data: Path, run: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    model = "SYNTH-ESM-A"
+    for var in ALL_VARS:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="esmvalcore"):
+            problems = _check_cube_with_esmvalcore(
+                _path(regression_data, model, var, run), model, var, raw=True
+            )
+        assert problems == []
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert warnings == [], (var, warnings)
+
+
+def test_esmvalcore_finds_members_and_experiments(regression_data: Path) -> None:
+    """ESMValCore derives the activity from the experiment; our DRS template then finds it."""
+    from esmvalcore.dataset import Dataset
+    from esmvalcore.io.local import LocalDataSource
+
+    from carbon_biomes.esmvalcore_config import CMIP6_DIRNAME, CMIP6_FILENAME
+
+    source = LocalDataSource(
+        name="local",
+        project="CMIP6",
+        priority=1,
+        rootpath=regression_data,
+        dirname_template=CMIP6_DIRNAME,
+        filename_template=CMIP6_FILENAME,
+    )
+    for experiment, ensemble in RUNS:
+        for var in ("tos", "siconc", "areacello"):
+            info = sd.VARIABLES[var]
+            facets = {
+                "project": "CMIP6",
+                "dataset": "SYNTH-ESM-A",
+                "institute": "SYNTH",
+                "exp": experiment,
+                "ensemble": ensemble,
+                "mip": info.mip,
+                "short_name": var,
+                "grid": "gn",
+            }
+            if info.frequency != "fx":
+                facets["timerange"] = f"{YEAR}/{YEAR}"
+            dataset = Dataset(**facets)
+            dataset.augment_facets()
+            assert dataset.facets["activity"] == "CMIP"
+            found = source.find_data(**dataset.facets)
+            run = (experiment, ensemble)
+            assert [Path(f) for f in found] == [_path(regression_data, "SYNTH-ESM-A", var, run)]
+
+
+def test_variant_labels_and_experiments() -> None:
+    assert sd.parse_variant_label("r1i1p1f1") == (1, 1, 1, 1)
+    assert sd.parse_variant_label("r12i3p2f10") == (12, 3, 2, 10)
+    for bad in ("r1i1p1", "r0i1p1f1", "r01i1p1f1", "R1I1P1F1", " r1i1p1f1", "r1i1p1f1x", 1):
+        with pytest.raises(ValueError, match="invalid ensemble .*rNiNpNfN"):
+            sd.parse_variant_label(bad)  # type: ignore[arg-type]
+    assert sd.DEFAULT_ENSEMBLES == ("r1i1p1f1",)
+    assert sd.DEFAULT_EXPERIMENTS == ("historical",)
+    assert {name: spec.activity_id for name, spec in sd.EXPERIMENTS.items()} == {
+        "historical": "CMIP",
+        "esm-hist": "CMIP",
+    }
+    assert sd.output_path("/d", "SYNTH-ESM-A", "tos", (2000, 2001)) == sd.output_path(
+        "/d", "SYNTH-ESM-A", "tos", (2000, 2001), experiment="historical", ensemble="r1i1p1f1"
+    )
+    assert sd.output_path(
+        "/d", "SYNTH-ESM-B", "areacello", experiment="esm-hist", ensemble="r3i1p1f2"
+    ) == Path(
+        "/d/CMIP6/CMIP/SYNTH/SYNTH-ESM-B/esm-hist/r3i1p1f2/Ofx/areacello/gn/v20260101/"
+        "areacello_Ofx_SYNTH-ESM-B_esm-hist_r3i1p1f2_gn.nc"
+    )
+    with pytest.raises(ValueError, match="invalid experiment 'ssp585'"):
+        sd.output_path("/d", "SYNTH-ESM-A", "tos", (2000, 2001), experiment="ssp585")
+    with pytest.raises(ValueError, match="invalid ensemble 'r1'"):
+        sd.output_path("/d", "SYNTH-ESM-A", "tos", (2000, 2001), ensemble="r1")
+
+
+def test_library_rejects_bad_members_and_experiments(tmp_path: Path) -> None:
+    cases = [
+        ({"ensembles": ["r1i1p1f1", "r1i1p1"]}, r"invalid ensemble 'r1i1p1': .*rNiNpNfN"),
+        ({"ensembles": ["r0i1p1f1", "r01i1p1f1"]}, "invalid ensembles 'r0i1p1f1', 'r01i1p1f1'"),
+        ({"ensembles": []}, "no ensembles requested"),
+        ({"experiments": ["historical", "ssp585"]}, "invalid experiment 'ssp585': known"),
+        ({"experiments": "piControl"}, r"historical \(activity CMIP\), esm-hist"),
+        ({"experiments": ()}, "no experiments requested"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            sd.generate_sample_data(tmp_path / "out", models=["SYNTH-ESM-A"], **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------------------
+# implementation
+# --------------------------------------------------------------------------------------
+
+
+def test_smoothing_equals_scipy_bit_for_bit() -> None:
+    """The NumPy Gaussian filter reproduces scipy.ndimage exactly (and so the old files)."""
+    from scipy.ndimage import gaussian_filter
+
+    from carbon_biomes.sample_data.fields import _gaussian_smooth
+
+    rng = np.random.default_rng(3)
+    for shape in ((18, 36), (45, 90), (90, 180), (5, 7)):
+        field = rng.standard_normal(shape)
+        expected = gaussian_filter(field, sigma=1.0, mode=("nearest", "wrap"), truncate=3.0)
+        assert np.array_equal(_gaussian_smooth(field, 1.0, truncate=3.0), expected), shape
+
+
+def test_subpackage_imports_only_numpy_netcdf_pyco2sys_and_stdlib() -> None:
+    allowed = {"numpy", "netCDF4", "cftime", "PyCO2SYS", "carbon_biomes"}
+    package = Path(sd.__file__).parent
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+                if names[0] == "carbon_biomes":
+                    assert {alias.name for alias in node.names} == {"__version__"}, path.name
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                assert top in allowed or top in sys.stdlib_module_names, (path.name, name)
+                if top == "carbon_biomes":
+                    assert name == "carbon_biomes" or name.startswith(
+                        "carbon_biomes.sample_data"
+                    ), (path.name, name)
 
 
 # --------------------------------------------------------------------------------------
@@ -552,6 +834,15 @@ def test_library_rejects_bad_input(tmp_path: Path) -> None:
     assert not any(tmp_path.rglob("*.nc"))
 
 
+def test_parse_list() -> None:
+    assert parse_list(["a,b", "c"], "--x", "a,b") == ["a", "b", "c"]
+    assert parse_list("a, b,a", "--x", "a,b") == ["a", "b"]
+    with pytest.raises(ValueError, match="invalid --x 'a,,b': expected a comma-separated list"):
+        parse_list(["a,,b"], "--x", "a,b")
+    with pytest.raises(ValueError, match="invalid --x"):
+        parse_list([], "--x", "a,b")
+
+
 def test_parse_year_range() -> None:
     assert parse_year_range("2000-2009") == (2000, 2009)
     assert parse_year_range("2005") == (2005, 2005)
@@ -576,6 +867,19 @@ def test_parse_year_range() -> None:
         (["--resolution", "-2"], "invalid --resolution -2: it must be a positive"),
         (["--resolution", "0.7"], "whole number of cells"),
         (["--seed", "-3"], "invalid --seed -3"),
+        (
+            ["--ensembles", "r1i1p1f1,r2i1p1"],
+            "invalid --ensembles 'r2i1p1': expected a CMIP6 variant label rNiNpNfN",
+        ),
+        (["--ensembles", "r1i1p1f1", "r0i1p1f1"], "invalid --ensembles 'r0i1p1f1'"),
+        (["--ensembles", "r1i1p1f1,"], "invalid --ensembles 'r1i1p1f1,': expected a comma"),
+        (
+            ["--experiments", "historical,ssp585"],
+            "invalid --experiments 'ssp585': known experiments are historical (activity CMIP), "
+            "esm-hist (activity CMIP)",
+        ),
+        (["--experiments", "piControl", "amip"], "invalid --experiments 'piControl', 'amip'"),
+        (["--experiments", ",esm-hist"], "invalid --experiments ',esm-hist'"),
     ],
 )
 def test_cli_rejects_bad_input(
@@ -583,7 +887,7 @@ def test_cli_rejects_bad_input(
 ) -> None:
     with pytest.raises(SystemExit) as excinfo:
         main(["sample-data", "--out", str(tmp_path / "out"), *args])
-    assert excinfo.value.code != 0
+    assert excinfo.value.code == 2
     err = capsys.readouterr().err
     assert message in err
     assert "carbon-biomes sample-data: error:" in err
@@ -595,7 +899,17 @@ def test_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
         main(["sample-data", "--help"])
     assert excinfo.value.code == 0
     out = capsys.readouterr().out
-    for text in ("--out", "--models", "--years", "--resolution", "--seed", "SYNTH-ESM-B"):
+    for text in (
+        "--out",
+        "--models",
+        "--years",
+        "--resolution",
+        "--seed",
+        "--ensembles",
+        "--experiments",
+        "SYNTH-ESM-B",
+        "esm-hist (activity CMIP)",
+    ):
         assert text in out
     with pytest.raises(SystemExit) as excinfo:
         main(["--help"])
@@ -658,3 +972,39 @@ def test_cli_generates_files(
     with netCDF4.Dataset(sd.output_path(tmp_path, "SYNTH-ESM-A", "tos", (2001, 2001))) as ds:
         assert ds["tos"].shape == (12, 18, 36)
         assert "seed=4" in ds.history
+
+
+def test_cli_generates_members_and_experiments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(
+        [
+            "sample-data",
+            "--out",
+            str(tmp_path),
+            "--models",
+            "SYNTH-ESM-A",
+            "--years",
+            "2001",
+            "--resolution",
+            "10",
+            "--ensembles",
+            "r1i1p1f1,r2i1p1f1",
+            "--experiments",
+            "historical",
+            "esm-hist",
+        ]
+    )
+    assert status == 0
+    assert len(list(tmp_path.rglob("*.nc"))) == 4 * len(ALL_VARS)
+    out = capsys.readouterr().out
+    assert re.search(r"Wrote 32 files .* for SYNTH-ESM-A", out)
+    assert "exp historical, esm-hist, ensemble r1i1p1f1, r2i1p1f1" in out
+    for experiment in ("historical", "esm-hist"):
+        for ensemble in ("r1i1p1f1", "r2i1p1f1"):
+            run = {"experiment": experiment, "ensemble": ensemble}
+            path = sd.output_path(tmp_path, "SYNTH-ESM-A", "spco2", (2001, 2001), **run)
+            with netCDF4.Dataset(path) as ds:
+                assert ds.experiment_id == experiment
+                assert ds.variant_label == ensemble
+                assert ds.realization_index == int(ensemble[1])

@@ -1,4 +1,4 @@
-"""Tests of carbon_biomes.tracking: the biome-tracking classifier (METHOD.md §3 and §5)."""
+"""Tests of carbon_biomes.tracking: the biome-tracking classifier (docs/method.md §3 and §5)."""
 
 import logging
 import subprocess

@@ -1,296 +1,152 @@
 """Track carbon biomes through every month with a feed-forward network (Mohanty et al., 2025).
 
-Per dataset: read the biomes detected by ``detect_biomes.py`` (an ancestor of this script),
-train the network on the reference boxes (one scaler fitted on the training split, seeded),
-evaluate it on held-out boxes, compute the box regression of every month (streamed) and label
-it. Writes the label time series with probabilities and out-of-distribution flags (box lattice
-and native grid), the trained model and scaler, long-format metrics, a per-month biome-area
-table and figures, each with provenance.
-Settings: :class:`carbon_biomes.settings.TrackingScriptSettings`.
+Per dataset (ancestors: the regression and detection scripts): read the detected biomes and the
+monthly-RC product, train the biome classifier on the reference boxes (their RCs as stored in
+the product; one scaler fitted on the training split, seeded), evaluate it on held-out boxes and
+label the significant boxes of every month of the same product (streamed month by month).
+Writes the labels with probabilities and out-of-distribution flags (box lattice and native
+grid), the trained classifier, long-format metrics, a per-month biome-area table and figures,
+each with provenance (docs/method.md §3).
+Settings: :class:`carbon_biomes.workflow.settings.TrackingScriptSettings`.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-from pathlib import Path
 from typing import Any
 
-from carbon_biomes import products
-from carbon_biomes.diagnostic import (
-    ProvenanceLogger,
-    get_diagnostic_filename,
-    get_plot_filename,
-    group_metadata,
-    run_diagnostic,
-)
-from carbon_biomes.inputs import DatasetFields, load_dataset_fields
-from carbon_biomes.output import history_line, save_cubes, write_csv, write_metrics
-from carbon_biomes.plotting import save_figure
-from carbon_biomes.settings import TrackingScriptSettings
-from carbon_biomes.tracking import BiomeClassifier
-from carbon_biomes.tracking_pipeline import (
-    ReferenceBiomes,
-    TrackedBiomes,
-    read_reference_biomes,
-    reference_agreement,
-    track_dataset,
-)
+from carbon_biomes.core.classifier import BiomeClassifier
+from carbon_biomes.core.tracking import TrackedBiomes, reference_agreement, track_months
+from carbon_biomes.figures import tracking as figures
+from carbon_biomes.workflow import products, tables
+from carbon_biomes.workflow.diagnostic import ProvenanceLogger, ancestor_folders, run_diagnostic
+from carbon_biomes.workflow.identity import DatasetIdentity
+from carbon_biomes.workflow.settings import TrackingScriptSettings
 
 logger = logging.getLogger(__name__)
-
-
-def ancestor_folders(cfg: dict[str, Any]) -> list[Path]:
-    """Output folders of ancestor diagnostic scripts (the detection's work_dir)."""
-    return [Path(path) for path in cfg.get("input_files", []) if Path(path).is_dir()]
-
-
-def save_model(classifier: BiomeClassifier, stem: Path) -> list[Path]:
-    """Save the network and its scaler (``stem.keras``, ``stem.json``): both files or neither."""
-    staging = stem.parent / f".{stem.name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        written = classifier.save(staging / stem.name)
-        final = [stem.parent / path.name for path in written]
-        for source, target in zip(written, final, strict=True):
-            source.replace(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return final
-
-
-def metric_rows(
-    dataset: str,
-    classifier: BiomeClassifier,
-    reference: ReferenceBiomes,
-    tracked: TrackedBiomes,
-) -> list[list[Any]]:
-    """Long-format metrics of one dataset's tracking."""
-    names = reference.names
-    rows = []
-    for record in classifier.test_metrics_.to_records(dataset):
-        biome = record["biome"]
-        biome = biome if biome == "all" else names.get(int(biome), str(biome))
-        rows.append([dataset, biome, record["metric"], record["value"]])
-    for month, value in reference_agreement(tracked, reference).items():
-        rows.append([dataset, "all", f"agreement_with_detection_{month}", value])
-    classified = ~tracked.labels.mask
-    n_boxes = int(classified.sum())
-    rows += [
-        [dataset, "all", "best_epoch", classifier.best_epoch_],
-        [dataset, "all", "epochs_run", len(classifier.history_.get("loss", []))],
-        [dataset, "all", "training_seconds", classifier.training_seconds_],
-        [dataset, "all", "ood_threshold_mahalanobis", classifier.ood_threshold_],
-        [dataset, "all", "n_box_months_labelled", n_boxes],
-        [dataset, "all", "ood_fraction", float(tracked.ood.sum()) / max(n_boxes, 1)],
-        [dataset, "all", "mean_probability", float(tracked.probability.mean())],
-        [dataset, "all", "n_months_without_boxes", int((~classified).all(axis=(1, 2)).sum())],
-    ]
-    for action in classifier.small_biome_log_:
-        rows.append(
-            [
-                dataset,
-                names.get(action.biome, str(action.biome)),
-                f"small_biome_{action.action}",
-                action.n_boxes,
-            ]
-        )
-    return rows
+PRODUCTS = products.PRODUCTS
 
 
 def write_outputs(
-    cfg: dict[str, Any],
+    writer: products.ProductWriter,
     settings: TrackingScriptSettings,
-    fields: DatasetFields,
-    reference: ReferenceBiomes,
+    identity: DatasetIdentity,
+    detected: products.DetectedBiomes,
+    rcs: products.MonthlyRCs,
+    grid_file: Any,
     classifier: BiomeClassifier,
     tracked: TrackedBiomes,
-    provenance: ProvenanceLogger,
+    ancestors: list[str],
 ) -> None:
     """Save one dataset's tracking products with their provenance."""
-    dataset = fields.dataset
-    period = f"{fields.months[0]}_{fields.months[-1]}"
-    name = f"{dataset}_{period}"
+    _, grid = products.read_native_grid(grid_file)
     what = (
-        f"{dataset}, {fields.months[0]} to {fields.months[-1]}, network trained on the biomes "
-        f"detected in {', '.join(reference.months)} ({reference.settings.box_size:g}° boxes, "
-        f"{len(reference.names)} biomes), seed {settings.network.seed}"
+        f"{identity.describe()}, {tracked.months[0]} to {tracked.months[-1]}, network trained "
+        f"on the biomes detected in {', '.join(detected.months)} "
+        f"({rcs.settings.box_size:g}° boxes, {len(detected.names)} biomes), "
+        f"seed {settings.network.seed}"
     )
-    data_ancestors = fields.ancestors
-    ancestors = data_ancestors + list(reference.files)
     attributes = {
-        "dataset": dataset,
-        "reference_months": list(reference.months),
-        "box_size_degrees": reference.settings.box_size,
-        "seed": settings.network.seed,
-        "rescale_per_month": int(bool(settings.network.rescale_per_month)),
+        "reference_months": list(detected.months),
+        "classifier_settings": classifier.settings_.to_dict(),
+        "rescale_per_month": int(bool(classifier.settings_.rescale_per_month)),
+        "monthly_rcs_file": rcs.path.name,
+        "biomes_file": products.PRODUCTS["biomes"].filename(identity),
     }
-    history = history_line(f"track_biomes.py on {dataset} {period}")
-
-    path = save_cubes(
-        products.tracked_cubes(tracked),
-        get_diagnostic_filename(f"{name}_tracked_biomes", cfg),
-        global_attributes=attributes,
-        history=history,
-        fill_values=[products.LABEL_FILL, None, -1],
-    )
-    provenance.record(
-        path,
-        "Monthly carbon-biome labels on the box lattice assigned by the tracking network, "
-        f"with "
-        f"the softmax probability of the label and an out-of-distribution flag; {what}.",
-        ancestors,
-        statistics=["classification"],
+    products.write_tracked_biomes(
+        writer, identity, tracked, rcs.calendar, attributes, ancestors, what
     )
     if settings.native_labels:
-        cube = products.native_label_cube(
-            fields,
+        products.write_native_labels(
+            writer,
+            PRODUCTS["tracked_biomes_native_grid"],
+            identity,
+            grid,
+            tracked.months,
+            rcs.calendar,
             tracked.labels,
-            tracked.cell_boxes,
             tracked.names,
-            long_name="carbon biome assigned by the tracking network (label of the cell's box)",
-        )
-        path = save_cubes(
-            [cube],
-            get_diagnostic_filename(f"{name}_tracked_biomes_native_grid", cfg),
-            global_attributes=attributes,
-            history=history,
-            fill_values=[products.LABEL_FILL],
-        )
-        provenance.record(
-            path,
-            f"Monthly carbon-biome labels on the native model grid (each cell takes the label "
-            f"of its box); {what}.",
+            "carbon biome assigned by the biome classifier (label of the cell's box)",
             ancestors,
-            statistics=["classification"],
+            what,
         )
-
-    stem = Path(cfg["work_dir"]) / f"{dataset}_tracking_model"
-    for path in save_model(classifier, stem):
-        kind = (
-            "Keras network"
-            if path.suffix == ".keras"
-            else (
-                "scaler (fitted on the training split), class labels, out-of-distribution model, "
-                "settings and test scores of the network"
-            )
-        )
-        provenance.record(
-            path,
-            f"Trained biome classifier: {kind}; {what}.",
-            reference.files,
-            statistics=["classification"],
-        )
-
-    header, rows = products.area_rows(tracked)
-    path = write_csv(get_diagnostic_filename(f"{name}_biome_area", cfg, "csv"), header, rows)
-    provenance.record(
-        path,
-        "Number of boxes, ocean area and fraction of the classified area of every tracked "
-        f"biome "
-        f"per month; {what}.",
-        ancestors,
-        statistics=["classification", "other"],
-    )
+    writer.write(PRODUCTS["biome_classifier"], identity, classifier, ancestors, what)
+    writer.write(PRODUCTS["biome_area"], identity, tables.area_rows(identity, tracked),
+                 ancestors, what)  # fmt: skip
 
     report = classifier.test_metrics_
-    maps_months = settings.map_months or products.seasonal_months(
-        tracked.months, reference.months[0][:4]
+    maps_months = settings.map_months or figures.seasonal_months(
+        tracked.months, detected.months[0][:4]
     )
     missing = [m for m in maps_months if m not in tracked.months]
     if missing:
-        raise ValueError(f"{dataset}: map_months {missing} are not in the data")
-    figures = [
-        (
-            "training",
-            products.training_figure(
-                classifier.history_,
-                classifier.best_epoch_,
-                f"Training of the biome network, {dataset}",
-            ),
-            "Loss and accuracy per epoch on the training and validation splits (early stopping on "
-            "the validation loss; dotted: epoch whose weights were restored)",
-            ["line"],
-        ),
-        (
-            "confusion_matrix",
-            products.confusion_figure(
-                report,
-                reference.names,
-                f"Held-out test boxes, {dataset}: accuracy "
-                f"{report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f}",
-            ),
-            "Confusion matrix of the network on held-out test boxes (counts; colour: fraction of "
-            "the true biome)",
-            ["matrix"],
-        ),
-        (
-            "scores",
-            products.scores_figure(
-                report, reference.names, f"Per-biome scores on held-out test boxes, {dataset}"
-            ),
-            "Precision, recall and F1 per biome on held-out test boxes",
-            ["bar"],
-        ),
-        (
-            "maps",
-            products.tracked_maps_figure(
-                tracked, maps_months, fields, f"Tracked carbon biomes, {dataset}"
-            ),
-            f"Maps of the tracked biomes in {', '.join(maps_months)}",
-            ["geo"],
-        ),
-    ]
-    for suffix, figure, caption, plot_types in figures:
-        path = save_figure(figure, get_plot_filename(f"{name}_{suffix}", cfg))
-        provenance.record(
-            path,
-            f"{caption}; {what}.",
-            ancestors,
-            plot_types=plot_types,
-            statistics=["classification"],
-        )
+        raise ValueError(f"{identity.alias}: map_months {missing} are not in the data")
+    name = identity.describe()
+    figure_list = [
+        ("training", figures.training_figure(
+            classifier.history_, classifier.best_epoch_, f"Training of the biome network, {name}")),
+        ("confusion_matrix", figures.confusion_figure(
+            report, detected.names, f"Held-out test boxes, {name}: accuracy "
+            f"{report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f}")),
+        ("scores", figures.scores_figure(
+            report, detected.names, f"Per-biome scores on held-out test boxes, {name}")),
+        ("tracked_maps", figures.tracked_maps_figure(
+            tracked, maps_months, grid, f"Tracked carbon biomes, {name}")),
+    ]  # fmt: skip
+    for product, figure in figure_list:
+        writer.write(PRODUCTS[product], identity, figure, ancestors,
+                     f"{what}; months shown: {', '.join(maps_months)}")  # fmt: skip
 
 
 def main(cfg: dict[str, Any]) -> None:
-    """Train, evaluate and apply the tracking network for every dataset."""
+    """Train, evaluate and apply the biome classifier for every detected dataset."""
     settings = TrackingScriptSettings.from_cfg(cfg)
-    datasets = group_metadata(cfg["input_data"].values(), "dataset", sort=True)
-    if not datasets:
-        raise ValueError("no input data: the recipe gives this script no variables")
     folders = ancestor_folders(cfg)
-    metrics: list[list[Any]] = []
-    ancestors: list[str] = []
+    datasets = products.discover_products(PRODUCTS["biomes"], folders)
+    metric_rows: list[list[Any]] = []
+    all_ancestors: list[str] = []
     with ProvenanceLogger(cfg["run_dir"]) as provenance:
-        for number, (dataset, metadata) in enumerate(datasets.items(), start=1):
-            logger.info("Dataset %d of %d: %s", number, len(datasets), dataset)
-            reference = read_reference_biomes(dataset, folders)
-            fields = load_dataset_fields(
-                dataset, metadata, carbon=reference.settings.carbon_variables
-            )
-            classifier = BiomeClassifier(settings.network).fit(reference.features, reference.labels)
+        writer = products.ProductWriter(cfg, provenance, "track_biomes.py")
+        for number, (identity, biomes_file) in enumerate(datasets.items(), start=1):
+            logger.info("Dataset %d of %d: %s", number, len(datasets), identity.alias)
+            detected = products.read_detected_biomes(biomes_file)
+            rcs_file = products.find_product(PRODUCTS["monthly_rcs"], identity, folders)
+            grid_file = products.find_product(PRODUCTS["native_grid"], identity, folders)
+            rcs = products.read_monthly_rcs(rcs_file)
+            features = detected.features(rcs)
+            classifier = BiomeClassifier(settings.network).fit(features, detected.labels)
             report = classifier.test_metrics_
             logger.info(
                 "%s: held-out accuracy %.3f, macro-F1 %.3f on %d boxes",
-                dataset,
+                identity.alias,
                 report.accuracy,
                 report.macro_f1,
                 report.n_boxes,
             )
-            tracked = track_dataset(fields, classifier, reference)
-            write_outputs(cfg, settings, fields, reference, classifier, tracked, provenance)
-            metrics += metric_rows(dataset, classifier, reference, tracked)
-            ancestors += fields.ancestors + list(reference.files)
-        path = write_metrics(get_diagnostic_filename("tracking_metrics", cfg, "csv"), metrics)
-        provenance.record(
-            path,
-            "Tracking metrics in long format (dataset, biome, metric, value): held-out "
-            "accuracy, per-biome precision, recall, F1 and support, macro-F1, agreement of "
-            "tracked and detected labels in the reference month, out-of-distribution "
-            f"fraction, training details; datasets {', '.join(datasets)}.",
-            ancestors,
-            statistics=["classification", "other"],
+            tracked = track_months(
+                rcs.iter_months(),
+                classifier,
+                detected.names,
+                rcs.settings.box_size,
+                dataset=identity.alias,
+                n_months=len(rcs.months),
+            )
+            ancestors = [str(biomes_file), str(rcs_file), str(grid_file)]
+            write_outputs(writer, settings, identity, detected, rcs, grid_file, classifier,
+                          tracked, ancestors)  # fmt: skip
+            agreement = reference_agreement(
+                tracked, detected.months, detected.box_id, detected.month_of_box, detected.labels
+            )
+            metric_rows += tables.metric_rows(
+                identity, tables.tracking_metrics(classifier, detected.names, agreement, tracked)
+            )
+            all_ancestors += ancestors
+        writer.write(
+            PRODUCTS["tracking_metrics"],
+            None,
+            metric_rows,
+            all_ancestors,
+            f"datasets {', '.join(identity.alias for identity in datasets)}",
         )
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from carbon_biomes import __version__
 
-__all__ = ["build_parser", "main", "parse_year_range"]
+__all__ = ["build_parser", "main", "parse_list", "parse_year_range"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,53 @@ def parse_year_range(text: str) -> tuple[int, int]:
     return first, last
 
 
+def parse_list(values: str | Sequence[str], option: str, example: str) -> list[str]:
+    """Split option values given as ``A,B`` and/or as separate words into a list.
+
+    Parameters
+    ----------
+    values
+        The value(s) as given on the command line, e.g. ``["r1i1p1f1,r2i1p1f1"]``.
+    option
+        The option name for messages, e.g. ``--ensembles``.
+    example
+        A valid value for messages, e.g. ``r1i1p1f1,r2i1p1f1``.
+
+    Returns
+    -------
+    list of str
+        The items in order, without duplicates.
+
+    Raises
+    ------
+    ValueError
+        With a message naming ``option`` if an item is empty (e.g. ``a,,b`` or ``a,``).
+    """
+    words = [values] if isinstance(values, str) else list(values)
+    items: list[str] = []
+    for word in words:
+        parts = [part.strip() for part in word.split(",")]
+        if not all(parts):
+            msg = f"invalid {option} {word!r}: expected a comma-separated list, e.g. {example}"
+            raise ValueError(msg)
+        items += parts
+    if not items:
+        msg = f"invalid {option}: expected a comma-separated list, e.g. {example}"
+        raise ValueError(msg)
+    return list(dict.fromkeys(items))
+
+
+# Library messages that name a parameter, and the option that sets it.
+_OPTION_MESSAGES = (
+    ("invalid years", "invalid --years"),
+    ("invalid resolution", "invalid --resolution"),
+    ("invalid experiments", "invalid --experiments"),
+    ("invalid experiment", "invalid --experiments"),
+    ("invalid ensembles", "invalid --ensembles"),
+    ("invalid ensemble", "invalid --ensembles"),
+)
+
+
 def _sample_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run the ``sample-data`` subcommand."""
     from carbon_biomes import sample_data
@@ -77,6 +124,11 @@ def _sample_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         )
     if args.seed < 0:
         parser.error(f"invalid --seed {args.seed}: it must be a non-negative integer")
+    try:
+        experiments = parse_list(args.experiments, "--experiments", "historical,esm-hist")
+        ensembles = parse_list(args.ensembles, "--ensembles", "r1i1p1f1,r2i1p1f1")
+    except ValueError as err:
+        parser.error(str(err))
     start = time.perf_counter()
     try:
         files = sample_data.generate_sample_data(
@@ -85,24 +137,29 @@ def _sample_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             years=years,
             resolution=args.resolution,
             seed=args.seed,
+            ensembles=ensembles,
+            experiments=experiments,
         )
     except ValueError as err:
         message = str(err)
-        if message.startswith("invalid years"):
-            message = message.replace("invalid years", "invalid --years", 1)
-        elif message.startswith("invalid resolution"):
-            message = message.replace("invalid resolution", "invalid --resolution", 1)
+        for library, option in _OPTION_MESSAGES:
+            if message.startswith(f"{library} "):
+                message = message.replace(library, option, 1)
+                break
         parser.error(message)
     elapsed = time.perf_counter() - start
     models = args.models or list(sample_data.DEFAULT_MODELS)
+    activities = sorted({sample_data.EXPERIMENTS[name].activity_id for name in experiments})
     size = sum(path.stat().st_size for path in files)
     root = Path(args.out).resolve()
     print(
-        f"Wrote {len(files)} files ({size / 1e6:.1f} MB) for {', '.join(models)} under "
+        f"Wrote {len(files)} files ({size / 1e6:.1f} MB) for {', '.join(models)} "
+        f"(experiments {', '.join(experiments)}; ensembles {', '.join(ensembles)}) under "
         f"{root / 'CMIP6'} in {elapsed:.1f} s.\n"
         f"ESMValCore: project CMIP6, rootpath {root}, ESGF layout; facets institute "
-        f"SYNTH, exp historical, ensemble r1i1p1f1, grid gn (mip Omon for spco2 tos sos "
-        f"dissicos talkos mlotst, SImon for siconc, Ofx for areacello)."
+        f"SYNTH, activity {', '.join(activities)}, exp {', '.join(experiments)}, ensemble "
+        f"{', '.join(ensembles)}, grid gn (mip Omon for spco2 tos sos dissicos talkos "
+        f"mlotst, SImon for siconc, Ofx for areacello)."
     )
     return 0
 
@@ -112,7 +169,10 @@ def _add_sample_data_parser(
 ) -> None:
     """Register the ``sample-data`` subcommand."""
     from carbon_biomes.sample_data import (
+        DEFAULT_ENSEMBLES,
+        DEFAULT_EXPERIMENTS,
         DEFAULT_MODELS,
+        EXPERIMENTS,
         FIRST_YEAR,
         LAST_YEAR,
         MAX_RESOLUTION,
@@ -125,6 +185,15 @@ def _add_sample_data_parser(
         f"{spec.default_years[0]}-{spec.default_years[1]}, calendar {spec.calendar}"
         for spec in MODELS.values()
     )
+    experiment_lines = "\n".join(
+        textwrap.fill(
+            f"{spec.experiment_id} (activity {spec.activity_id}): {spec.title}",
+            width=79,
+            initial_indent="  ",
+            subsequent_indent="    ",
+        )
+        for spec in EXPERIMENTS.values()
+    )
     parser = subparsers.add_parser(
         "sample-data",
         help="write synthetic CMIP6-like ocean carbon output (demo and test data)",
@@ -132,17 +201,23 @@ def _add_sample_data_parser(
             "Write SYNTHETIC, CMOR-compliant CMIP6-like monthly ocean carbon output of "
             "fictitious models (spco2, tos, sos, dissicos, talkos, mlotst in Omon; siconc "
             "in SImon; areacello in Ofx) into a CMIP6 DRS tree in ESGF layout: "
-            "OUT/CMIP6/CMIP/SYNTH/<model>/historical/r1i1p1f1/<table>/<var>/gn/v20260101/. "
+            "OUT/CMIP6/<activity>/SYNTH/<model>/<experiment>/<ensemble>/<table>/<var>/gn/"
+            "v20260101/ (by default OUT/CMIP6/CMIP/SYNTH/<model>/historical/r1i1p1f1/...). "
             "fCO2 (spco2) is computed with PyCO2SYS from DIC, alkalinity, temperature and "
-            "salinity. The same arguments and seed give bit-identical files.",
+            "salinity. Every ensemble member and experiment has its own random variability; "
+            "the same arguments and seed give bit-identical files.",
             width=79,
         ),
         epilog=(
             f"models:\n{model_lines}\n\n"
-            "example:\n"
+            f"experiments:\n{experiment_lines}\n\n"
+            "examples:\n"
             "  carbon-biomes sample-data --out sample_data\n"
             "  carbon-biomes sample-data --out /tmp/tiny --models SYNTH-ESM-A "
-            "--years 2000-2000 --resolution 4"
+            "--years 2000-2000 --resolution 4\n"
+            "  carbon-biomes sample-data --out /tmp/members --models SYNTH-ESM-A "
+            "--years 2000 --resolution 4 \\\n"
+            "      --ensembles r1i1p1f1,r2i1p1f1 --experiments historical,esm-hist"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -185,6 +260,27 @@ def _add_sample_data_parser(
         default=0,
         metavar="N",
         help="non-negative seed of the random variability (default: 0)",
+    )
+    parser.add_argument(
+        "--ensembles",
+        nargs="+",
+        metavar="LABEL",
+        default=list(DEFAULT_ENSEMBLES),
+        help=(
+            "ensemble members (CMIP6 variant labels rNiNpNfN), comma-separated or as "
+            "separate words, generated for every model and experiment "
+            f"(default: {','.join(DEFAULT_ENSEMBLES)})"
+        ),
+    )
+    parser.add_argument(
+        "--experiments",
+        nargs="+",
+        metavar="EXP",
+        default=list(DEFAULT_EXPERIMENTS),
+        help=(
+            f"experiments, comma-separated or as separate words, out of {', '.join(EXPERIMENTS)} "
+            f"(default: {','.join(DEFAULT_EXPERIMENTS)})"
+        ),
     )
     parser.set_defaults(handler=_sample_data, subparser=parser)
 

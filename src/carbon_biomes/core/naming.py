@@ -1,6 +1,6 @@
 """Automatic biome names from each biome's regression-coefficient signature and location.
 
-The paper names its seven biomes by hand (METHOD.md §2.8): ICE (sea-ice covered), SUBTR
+The paper names its seven biomes by hand (docs/method.md §2.8): ICE (sea-ice covered), SUBTR
 (subtropical, thermally driven: large positive SST slope) and SUBP+UP (subpolar and upwelling,
 non-thermally driven: DIC dominated), numbered with Roman numerals when a family has several
 members. This module makes the same call reproducibly:

@@ -1,7 +1,7 @@
 """Box-wise multiple linear regression of fCO2 on its drivers (detection step 1-3).
 
 The ocean surface is binned into the boxes of a regular latitude/longitude lattice of
-``box_size`` degrees anchored at -90/-180 (METHOD.md §2.2). In every box, fCO2 is regressed by
+``box_size`` degrees anchored at -90/-180 (docs/method.md §2.2). In every box, fCO2 is regressed by
 ordinary least squares with intercept on the drivers (by convention SST, DIC and ALK, in that
 order)::
 
@@ -20,9 +20,9 @@ boolean mask, fit), like the original notebooks; it is meant for tests and bench
 
 The two filtering steps of the paper are separate functions, applied by the caller:
 
-* :func:`outlier_mask` - the per-cell outlier filter (METHOD.md §2.1), applied to the fields
+* :func:`outlier_mask` - the per-cell outlier filter (docs/method.md §2.1), applied to the fields
   *before* the regression (set the rejected cells to NaN, or mask them);
-* :func:`significant_boxes` - the per-box significance filter (METHOD.md §2.3), applied to the
+* :func:`significant_boxes` - the per-box significance filter (docs/method.md §2.3), applied to the
   result *after* the regression, with :meth:`BoxRegression.select`.
 
 Units used throughout the package: fCO2 in µatm, SST in degC, DIC and ALK in mmol m-3
@@ -41,7 +41,11 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 __all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_BOX_SIZE",
     "DEFAULT_DRIVER_NAMES",
+    "DEFAULT_MIN_POINTS",
+    "DEFAULT_OUTLIER_FILTER",
     "BoxRegression",
     "box_centres",
     "box_index",
@@ -53,6 +57,20 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: The paper's box size in degrees (docs/method.md §2.2).
+DEFAULT_BOX_SIZE: float = 2.0
+#: Fewest valid cells in a box for a fit (the paper: more than 4; docs/method.md §2.3).
+DEFAULT_MIN_POINTS: int = 5
+#: The paper's significance level of every slope (docs/method.md §2.3).
+DEFAULT_ALPHA: float = 0.04
+#: The paper's per-cell outlier filter (docs/method.md §2.1): mmol m-3, degC, uatm.
+DEFAULT_OUTLIER_FILTER: dict[str, float] = {
+    "dic_min": 1500.0,
+    "alk_min": 1700.0,
+    "sst_max": 40.0,
+    "fco2_max": 500.0,
+}
 
 DEFAULT_DRIVER_NAMES: tuple[str, ...] = ("sst", "dic", "alk")
 """Names given to the drivers when there are exactly three and no names are passed."""
@@ -368,11 +386,12 @@ def _as_float_and_mask(a: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.bo
 
 
 def _prepare_cells(
-    lat: ArrayLike,
-    lon: ArrayLike,
+    lat: ArrayLike | None,
+    lon: ArrayLike | None,
     target: ArrayLike,
     drivers: Sequence[ArrayLike],
     box_size: float,
+    cell_box: ArrayLike | None = None,
 ) -> _Cells:
     b, n_lat, n_lon = _check_box_size(box_size)
     if isinstance(drivers, np.ndarray) and drivers.ndim == 0:
@@ -394,6 +413,23 @@ def _prepare_cells(
         invalid |= inv_k
         xs.append(xk)
 
+    if cell_box is not None:
+        boxes = np.asarray(cell_box, dtype=np.int64)
+        if boxes.shape != shape:
+            raise ValueError(
+                f"cell_box has shape {boxes.shape}, but the target has shape {shape}; it must "
+                "give the box id of every cell of the target"
+            )
+        if boxes.size and boxes.max() >= n_lat * n_lon:
+            raise ValueError(f"cell_box holds ids beyond the lattice of box_size={b}")
+        valid = ~invalid & (boxes >= 0)
+        x = np.empty((len(xs), int(valid.sum())), dtype=np.float64)
+        for k, xk in enumerate(xs):
+            x[k] = xk[valid]
+        return _Cells(ids=boxes[valid], y=y[valid], x=x, box_size=b, n_lat=n_lat, n_lon=n_lon)
+
+    if lat is None or lon is None:
+        raise ValueError("lat and lon are required unless cell_box is given")
     lat_a, lat_inv = _as_float_and_mask(lat)
     lon_a, lon_inv = _as_float_and_mask(lon)
     if lat_a.shape == shape and lon_a.shape == shape:
@@ -525,15 +561,16 @@ def _inference(
 # Public regression functions
 # ---------------------------------------------------------------------------------------------
 def box_regression(
-    lat: ArrayLike,
-    lon: ArrayLike,
+    lat: ArrayLike | None,
+    lon: ArrayLike | None,
     target: ArrayLike,
     drivers: Sequence[ArrayLike],
-    box_size: float = 2.0,
-    min_points: int = 5,
+    box_size: float = DEFAULT_BOX_SIZE,
+    min_points: int = DEFAULT_MIN_POINTS,
     *,
     driver_names: Sequence[str] | None = None,
     rcond: float = _RCOND,
+    cell_box: ArrayLike | None = None,
 ) -> BoxRegression:
     """Fit ``target = c0 + sum_k c_k * driver_k`` by least squares in every lattice box at once.
 
@@ -568,6 +605,10 @@ def box_regression(
         A box's design is rank deficient (and the box dropped) when the smallest eigenvalue of
         its driver correlation matrix is at most ``rcond`` times the largest, or when a driver
         is constant in the box.
+    cell_box : array_like of int, optional
+        Box id of every cell (the target's shape, -1 for cells outside the lattice), as given by
+        :func:`box_index`. Pass it when fitting many months of one grid, so that the box of
+        every cell is computed once (``lat`` and ``lon`` are then not used and may be None).
 
     Returns
     -------
@@ -589,7 +630,7 @@ def box_regression(
     before) and :func:`significant_boxes` with :meth:`BoxRegression.select` (apply after).
     """
     min_points = _check_min_points(min_points)
-    cells = _prepare_cells(lat, lon, target, drivers, box_size)
+    cells = _prepare_cells(lat, lon, target, drivers, box_size, cell_box)
     p = cells.x.shape[0]
     names = _driver_names(driver_names, p)
     n_total = cells.n_lat * cells.n_lon
@@ -786,7 +827,7 @@ def significant_boxes(
     alpha: float = 0.04,
     test: Literal["all_slopes", "f_test"] = "all_slopes",
 ) -> NDArray[np.bool_]:
-    """Return which boxes pass the significance filter (METHOD.md §2.3).
+    """Return which boxes pass the significance filter (docs/method.md §2.3).
 
     Parameters
     ----------
@@ -829,7 +870,7 @@ def outlier_mask(
     sst_max: float | None = 40.0,
     fco2_max: float | None = 500.0,
 ) -> NDArray[np.bool_]:
-    """Return the cells that pass the paper's outlier filter (METHOD.md §2.1).
+    """Return the cells that pass the paper's outlier filter (docs/method.md §2.1).
 
     A cell is valid when all four fields are finite and unmasked and ``dic >= dic_min``,
     ``alk >= alk_min``, ``sst <= sst_max`` and ``fco2 <= fco2_max`` (bounds inclusive). Apply

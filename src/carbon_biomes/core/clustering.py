@@ -1,10 +1,10 @@
 """Hierarchical clustering of box regression coefficients and the adaptive dendrogram cut.
 
-Detection steps 4-7 of METHOD.md §2:
+Detection steps 4-7 of docs/method.md §2:
 
 1. :func:`standardize` - z-score each RC column across the kept boxes (sample std, ddof=1);
 2. :func:`ward_linkage` - Ward agglomerative clustering (Euclidean), scipy linkage format;
-3. :func:`adaptive_cut` - the paper's top-down adaptive cut (METHOD.md §2.6), O(n log n) after
+3. :func:`adaptive_cut` - the paper's top-down adaptive cut (docs/method.md §2.6), O(n log n) after
    the linkage, with node statistics from prefix sums (no member lists, no quadratic search);
 4. :func:`threshold_scan` and :func:`select_thresholds` - score every (Δdist, Δvar) pair with
    sound criteria (silhouette, Calinski-Harabasz, Gaussian-mixture BIC, bootstrap stability) and
@@ -32,7 +32,7 @@ root height instead, which is invariant to the sample size for the same RC distr
 the default of :func:`threshold_scan`, with :data:`DEFAULT_DELTA_DISTS_ROOT` x
 :data:`DEFAULT_DELTA_VARS` (40 pairs, 2-30 biomes at every N tested). The paper grid stays
 available (``dist_scale="absolute"``, :data:`PAPER_DELTA_DISTS`, :data:`PAPER_DELTA_VARS`, rule
-``"faithful"``). :func:`adaptive_cut` itself defaults to absolute heights, as in METHOD.md §2.6.
+``"faithful"``). :func:`adaptive_cut` itself defaults to absolute heights, as in docs/method.md §2.6.
 Details in ``benchmarks/RESULTS.md``.
 """
 
@@ -364,7 +364,7 @@ def adaptive_cut_nodes(
     *,
     dist_scale: DistScale = "absolute",
 ) -> AdaptiveCut:
-    """Adaptive top-down dendrogram cut (METHOD.md §2.6), with the cut nodes.
+    """Adaptive top-down dendrogram cut (docs/method.md §2.6), with the cut nodes.
 
     Every internal node has a height h (its linkage distance) and a spread v. Starting at the
     root, which is always split, a child of a split node is split in turn when it is an
@@ -422,7 +422,7 @@ def adaptive_cut(
     *,
     dist_scale: DistScale = "absolute",
 ) -> NDArray[np.int64]:
-    """Adaptive top-down dendrogram cut (METHOD.md §2.6); return the biome labels.
+    """Adaptive top-down dendrogram cut (docs/method.md §2.6); return the biome labels.
 
     See :func:`adaptive_cut_nodes` for the rule and the parameters (identical).
 

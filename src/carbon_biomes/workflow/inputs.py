@@ -1,6 +1,6 @@
 """Load one dataset's preprocessed fields, check them and convert to the analysis units.
 
-The analysis works in the paper's units (METHOD.md §1): fCO2 in µatm (CMIP ``spco2`` is in Pa;
+The analysis works in the paper's units (docs/method.md §1): fCO2 in µatm (CMIP ``spco2`` is in Pa;
 1 µatm = 0.101325 Pa), SST in degC, DIC and alkalinity in mmol m-3 (CMIP: mol m-3). Cubes stay
 lazy; :meth:`DatasetFields.month` realizes one month at a time, so that multi-decade
 high-resolution fields are streamed, never loaded whole.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,13 +18,14 @@ import iris
 import iris.cube
 import numpy as np
 
-from carbon_biomes.diagnostic import DiagnosticError
+from carbon_biomes.core.errors import DiagnosticError
+from carbon_biomes.core.monthly_regression import FieldMonth, NativeGrid
+from carbon_biomes.workflow.identity import DatasetIdentity
 
 __all__ = [
     "ANALYSIS_UNITS",
     "PLAUSIBLE_MEDIANS",
     "DatasetFields",
-    "FieldMonth",
     "load_dataset_fields",
     "month_label",
 ]
@@ -60,26 +61,14 @@ def month_label(time_point: Any) -> str:
     return f"{time_point.year:04d}-{time_point.month:02d}"
 
 
-@dataclass(frozen=True)
-class FieldMonth:
-    """One month of one dataset, in analysis units, as masked arrays on the native grid."""
-
-    label: str
-    fields: dict[str, np.ma.MaskedArray]
-
-    def __getitem__(self, name: str) -> np.ma.MaskedArray:
-        """Return the field of one analysis variable (``fco2``, ``sst``, ...)."""
-        return self.fields[name]
-
-
 @dataclass
 class DatasetFields:
     """The preprocessed fields of one dataset, lazy, on a common native grid.
 
     Attributes
     ----------
-    dataset
-        Dataset name (e.g. ``SYNTH-ESM-A``).
+    identity
+        The dataset (its ``alias`` names it in every message).
     cubes
         Analysis name (``fco2``, ``sst``, ``dic``, ``alk``, optional ``sss``, ``mld``, ``ice``)
         -> lazy cube with time as first dimension, converted to the analysis unit.
@@ -93,7 +82,7 @@ class DatasetFields:
         ``YYYY-MM`` of every time step.
     """
 
-    dataset: str
+    identity: DatasetIdentity
     cubes: dict[str, iris.cube.Cube]
     files: dict[str, str]
     latitude: np.ndarray
@@ -101,6 +90,12 @@ class DatasetFields:
     area: np.ndarray | None
     months: list[str] = field(default_factory=list)
     area_file: str | None = None
+    calendar: str = "standard"
+
+    @property
+    def dataset(self) -> str:
+        """The dataset's recipe-unique alias."""
+        return self.identity.alias
 
     @property
     def ancestors(self) -> list[str]:
@@ -129,6 +124,32 @@ class DatasetFields:
     def ocean_mask(self, index: int = 0) -> np.ndarray:
         """Cells with a valid SST in one month (True = ocean), on the native grid."""
         return ~np.ma.getmaskarray(self.month(index, ["sst"])["sst"])
+
+    def native_grid(self, box_size: float) -> NativeGrid:
+        """The native grid with the box of every ocean cell (computed once per dataset)."""
+        sst = self.cubes["sst"]
+
+        def bounds(name: str) -> np.ndarray | None:
+            coord = sst.coord(name)
+            return None if coord.bounds is None else np.asarray(coord.bounds, dtype=np.float64)
+
+        return NativeGrid.build(
+            self.latitude,
+            self.longitude,
+            self.ocean_mask(0),
+            box_size,
+            area=self.area,
+            latitude_bounds=bounds("latitude"),
+            longitude_bounds=bounds("longitude"),
+        )
+
+    def iter_months(
+        self, names: Iterable[str] | None = None, indices: Iterable[int] | None = None
+    ) -> Iterator[FieldMonth]:
+        """Realize the months one at a time (all months by default)."""
+        names = list(names) if names is not None else None
+        for index in range(len(self.months)) if indices is None else indices:
+            yield self.month(index, names)
 
     def month(self, index: int, names: Iterable[str] | None = None) -> FieldMonth:
         """Realize one month of the requested variables (all by default)."""
@@ -170,7 +191,7 @@ def _horizontal_shape(cube: iris.cube.Cube, has_time: bool) -> tuple[int, ...]:
 
 
 def load_dataset_fields(
-    dataset: str,
+    identity: DatasetIdentity,
     metadata: Sequence[Mapping[str, Any]],
     *,
     carbon: Mapping[str, str] | None = None,
@@ -180,8 +201,8 @@ def load_dataset_fields(
 
     Parameters
     ----------
-    dataset
-        The dataset name, used in every error message.
+    identity
+        The dataset; its alias is used in every error message.
     metadata
         The dataset's entries of ``cfg["input_data"]`` (one per preprocessed file).
     carbon
@@ -201,6 +222,7 @@ def load_dataset_fields(
         When a required variable is missing, a unit cannot be converted, or the variables' grids
         or time axes disagree; the message names the dataset and the variables.
     """
+    dataset = identity.alias
     carbon = dict(carbon or {"fco2": "spco2", "dic": "dissicos"})
     required = [carbon["fco2"], "tos", carbon["dic"], "talkos"]
     wanted = required + [name for name in optional if name not in required]
@@ -284,7 +306,7 @@ def load_dataset_fields(
         area_file = str(area_item["filename"])
     else:
         logger.warning(
-            "%s: no areacello given; biome areas are estimated from the grid spacing", dataset
+            "%s: no areacello given; box and biome 'areas' are cell counts, not areas", dataset
         )
 
     months = [month_label(point) for point in times.units.num2date(times.points)]
@@ -300,7 +322,7 @@ def load_dataset_fields(
         months[-1],
     )
     return DatasetFields(
-        dataset=dataset,
+        identity=identity,
         cubes=cubes,
         files=files,
         latitude=lat,
@@ -308,6 +330,7 @@ def load_dataset_fields(
         area=area,
         months=months,
         area_file=area_file,
+        calendar=str(times.units.calendar or "standard"),
     )
 
 

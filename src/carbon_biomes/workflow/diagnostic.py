@@ -23,10 +23,12 @@ from typing import Any
 
 import yaml
 
-from carbon_biomes.provenance import ProvenanceLogger
+from carbon_biomes.core.errors import DiagnosticError
+from carbon_biomes.workflow.provenance import ProvenanceLogger
 
 __all__ = [
     "DiagnosticError",
+    "ancestor_folders",
     "ProvenanceLogger",
     "get_diagnostic_filename",
     "get_plot_filename",
@@ -38,10 +40,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-class DiagnosticError(RuntimeError):
-    """A diagnostic cannot go on with its input (raised with a message naming what is wrong)."""
 
 
 def load_settings(settings_file: str | os.PathLike) -> dict[str, Any]:
@@ -194,3 +192,8 @@ def get_plot_filename(basename: str, cfg: dict[str, Any]) -> Path:
     return (
         Path(cfg["plot_dir"]) / f"{_safe_basename(basename)}.{cfg.get('output_file_type', 'png')}"
     )
+
+
+def ancestor_folders(cfg: dict[str, Any]) -> list[Path]:
+    """Output folders (work_dir) of the ancestor diagnostic scripts listed in ``input_files``."""
+    return [Path(path) for path in cfg.get("input_files", []) if Path(path).is_dir()]

@@ -1,10 +1,10 @@
-"""Tracking of carbon biomes with a feed-forward neural network (METHOD.md §3).
+"""The biome classifier: a feed-forward neural network on box RCs (docs/method.md §3).
 
 Detection (clustering of one reference month) gives, per box, a feature vector of raw regression
 coefficients (RCs: the slopes of fCO2 on SST, DIC and ALK) and a biome label. Tracking trains a
 classifier on these pairs and applies it to the RCs of every other month.
 
-The classifier follows Mohanty et al. (2025) with the improvements listed in METHOD.md §5:
+The classifier follows Mohanty et al. (2025) with the improvements listed in docs/method.md §5:
 
 * one :class:`~sklearn.preprocessing.StandardScaler`, fitted on the training split only and reused
   for the validation split, the test split and every month predicted later (the paper refits a
@@ -17,7 +17,7 @@ The classifier follows Mohanty et al. (2025) with the improvements listed in MET
   a logged explanation, instead of crashing the split.
 
 TensorFlow and Keras are imported lazily, inside the functions that need them:
-``import carbon_biomes.tracking`` does not import TensorFlow.
+``import carbon_biomes.core.classifier`` does not import TensorFlow.
 
 Training on a reference *period* rather than one month needs nothing special: concatenate the
 features and labels of the months (one row per box and month) and pass them to
@@ -52,6 +52,16 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from carbon_biomes.core.errors import SettingsError
+from carbon_biomes.core.validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    settings_from_mapping,
+    settings_to_dict,
+)
+
 __all__ = [
     "MISSING_LABEL",
     "BiomeClassifier",
@@ -59,7 +69,7 @@ __all__ = [
     "GridSearchResult",
     "Prediction",
     "SmallBiomeAction",
-    "TrackingSettings",
+    "ClassifierSettings",
     "agreement",
     "evaluate_predictions",
     "grid_search",
@@ -73,7 +83,7 @@ logger = logging.getLogger(__name__)
 #: Label given to boxes that cannot be classified (NaN features). Biome labels must differ from it.
 MISSING_LABEL: int = 0
 
-_FORMAT_NAME = "carbon_biomes.tracking"
+_FORMAT_NAME = "carbon_biomes.classifier"
 _FORMAT_VERSION = 1
 _DEFAULT_STEM = "tracking_model"
 _OPTIMIZERS = ("adam", "sgd")
@@ -85,7 +95,7 @@ _PREDICT_CHUNK = 65536
 # Settings
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class TrackingSettings:
+class ClassifierSettings:
     """Settings of the tracking classifier; defaults are those of Mohanty et al. (2025).
 
     All fields can be overridden (the recipe passes them, see :meth:`from_mapping`). Values are
@@ -137,7 +147,7 @@ class TrackingSettings:
         predicted month with a scaler fitted on that month (the paper's behaviour, which removes
         real shifts of the RC distribution); ``False`` reuses the training scaler.
     grid_search
-        Run the cross-validated grid search of METHOD.md §3.2 on the training+validation boxes
+        Run the cross-validated grid search of docs/method.md §3.2 on the training+validation boxes
         before the final fit (expensive; off by default).
     cv_folds
         Number of stratified folds of the grid search.
@@ -184,71 +194,45 @@ class TrackingSettings:
         self._validate()
 
     def _validate(self) -> None:
-        """Check every field; raise ValueError naming the first bad one."""
-        errors: list[str] = []
-
-        def positive_int(name: str, value: Any, minimum: int = 1) -> None:
-            is_int = isinstance(value, int | np.integer) and not isinstance(value, bool)
-            if not is_int or value < minimum:
-                errors.append(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-        def number(
-            name: str, value: Any, low: float, high: float, closed_low: bool, closed_high: bool
-        ) -> None:
-            ok = isinstance(value, int | float | np.floating | np.integer) and not isinstance(
-                value, bool
-            )
-            if ok:
-                ok = math.isfinite(value)
-                ok = ok and (value >= low if closed_low else value > low)
-                ok = ok and (value <= high if closed_high else value < high)
-            if not ok:
-                interval = f"{'[' if closed_low else '('}{low}, {high}{']' if closed_high else ')'}"
-                errors.append(f"{name} must be a number in {interval}, got {value!r}")
-
+        """Check every field (:mod:`carbon_biomes.core.validation`); raise SettingsError."""
         if not self.hidden_units:
-            errors.append("hidden_units must list at least one layer size")
+            raise SettingsError("setting 'hidden_units' must list at least one layer size")
         for units in self.hidden_units:
-            positive_int("hidden_units entry", units)
+            check_int("hidden_units entry", units, 1)
         if not isinstance(self.activation, str) or not self.activation:
-            errors.append(f"activation must be a non-empty string, got {self.activation!r}")
-        number("l2", self.l2, 0.0, math.inf, True, False)
-        number("dropout", self.dropout, 0.0, 1.0, True, False)
-        if self.optimizer not in _OPTIMIZERS:
-            errors.append(f"optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}")
-        number("learning_rate", self.learning_rate, 0.0, math.inf, False, False)
-        positive_int("batch_size", self.batch_size)
-        positive_int("epochs", self.epochs)
-        positive_int("patience", self.patience, 0)
-        number("test_size", self.test_size, 0.0, 1.0, False, False)
-        number("validation_size", self.validation_size, 0.0, 1.0, False, False)
-        positive_int("seed", self.seed, 0)
-        number("ood_quantile", self.ood_quantile, 0.0, 1.0, False, True)
-        number("ood_ridge", self.ood_ridge, 0.0, math.inf, True, False)
-        positive_int("min_boxes_per_biome", self.min_boxes_per_biome)
-        if self.small_biome_strategy not in _STRATEGIES:
-            errors.append(
-                f"small_biome_strategy must be one of {_STRATEGIES}, "
-                f"got {self.small_biome_strategy!r}"
+            raise SettingsError(
+                f"setting 'activation' must be a non-empty string, got {self.activation!r}"
             )
-        for name in ("rescale_per_month", "grid_search"):
-            if not isinstance(getattr(self, name), bool):
-                errors.append(f"{name} must be true or false, got {getattr(self, name)!r}")
-        positive_int("cv_folds", self.cv_folds, 2)
+        check_number("l2", self.l2, 0.0)
+        check_number("dropout", self.dropout, 0.0, 1.0, closed_high=False)
+        check_choice("optimizer", self.optimizer, _OPTIMIZERS)
+        check_number("learning_rate", self.learning_rate, 0.0, closed_low=False)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("epochs", self.epochs, 1)
+        check_int("patience", self.patience, 0)
+        check_number("test_size", self.test_size, 0.0, 1.0, closed_low=False, closed_high=False)
+        check_number(
+            "validation_size", self.validation_size, 0.0, 1.0, closed_low=False, closed_high=False
+        )
+        check_int("seed", self.seed, 0)
+        check_number("ood_quantile", self.ood_quantile, 0.0, 1.0, closed_low=False)
+        check_number("ood_ridge", self.ood_ridge, 0.0)
+        check_int("min_boxes_per_biome", self.min_boxes_per_biome, 1)
+        check_choice("small_biome_strategy", self.small_biome_strategy, _STRATEGIES)
+        check_bool("rescale_per_month", self.rescale_per_month)
+        check_bool("grid_search", self.grid_search)
+        check_int("cv_folds", self.cv_folds, 2)
         for name in ("grid_batch_size", "grid_optimizer", "grid_learning_rate", "grid_epochs"):
             if not getattr(self, name):
-                errors.append(f"{name} must list at least one value")
+                raise SettingsError(f"setting '{name}' must list at least one value")
         for value in self.grid_batch_size:
-            positive_int("grid_batch_size entry", value)
+            check_int("grid_batch_size entry", value, 1)
         for value in self.grid_optimizer:
-            if value not in _OPTIMIZERS:
-                errors.append(f"grid_optimizer entries must be in {_OPTIMIZERS}, got {value!r}")
+            check_choice("grid_optimizer entry", value, _OPTIMIZERS)
         for value in self.grid_learning_rate:
-            number("grid_learning_rate entry", value, 0.0, math.inf, False, False)
+            check_number("grid_learning_rate entry", value, 0.0, closed_low=False)
         for value in self.grid_epochs:
-            positive_int("grid_epochs entry", value)
-        if errors:
-            raise ValueError("Invalid tracking settings: " + "; ".join(errors))
+            check_int("grid_epochs entry", value, 1)
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None = None, **overrides: Any) -> Self:
@@ -263,7 +247,7 @@ class TrackingSettings:
 
         Returns
         -------
-        TrackingSettings
+        ClassifierSettings
             Validated settings.
 
         Raises
@@ -272,21 +256,11 @@ class TrackingSettings:
             On unknown keys or invalid values.
         """
         values = {**dict(mapping or {}), **overrides}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown tracking setting(s) {unknown}; valid names are {sorted(known)}"
-            )
-        return cls(**values)
+        return settings_from_mapping(cls, values, "the biome classifier")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a JSON-serializable dictionary (tuples become lists)."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-        return out
+        return settings_to_dict(self)
 
     def replace(self, **changes: Any) -> Self:
         """Return a validated copy with some fields changed."""
@@ -307,7 +281,7 @@ def required_boxes_per_biome(
     Parameters
     ----------
     test_size, validation_size
-        Split fractions (see :class:`TrackingSettings`).
+        Split fractions (see :class:`ClassifierSettings`).
     cv_folds
         Number of stratified folds, or None when no cross-validation is run.
 
@@ -507,7 +481,7 @@ class GridSearchResult:
 
     table: list[dict[str, Any]]
     best: dict[str, Any]
-    best_settings: TrackingSettings
+    best_settings: ClassifierSettings
 
     def to_dict(self) -> dict[str, Any]:
         """Return the result as a JSON-serializable dictionary."""
@@ -775,7 +749,7 @@ def _set_seeds(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _build_model(n_features: int, n_classes: int, settings: TrackingSettings) -> Any:
+def _build_model(n_features: int, n_classes: int, settings: ClassifierSettings) -> Any:
     """Build and compile the feed-forward network (explicit seeds and layer names)."""
     keras = _import_keras()
     inputs = keras.Input(shape=(n_features,), name="rcs")
@@ -823,7 +797,7 @@ def _train_network(
     y_train: NDArray[np.int64],
     validation: tuple[NDArray[np.float64], NDArray[np.int64]] | None,
     n_classes: int,
-    settings: TrackingSettings,
+    settings: ClassifierSettings,
     early_stopping: bool = True,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Seed everything, build the network and train it (optionally with early stopping)."""
@@ -865,9 +839,9 @@ def _train_network(
 # Grid search
 # --------------------------------------------------------------------------------------------
 def grid_search(
-    features: ArrayLike, labels: ArrayLike, settings: TrackingSettings | None = None
+    features: ArrayLike, labels: ArrayLike, settings: ClassifierSettings | None = None
 ) -> GridSearchResult:
-    """Stratified k-fold cross-validated grid search (METHOD.md §3.2).
+    """Stratified k-fold cross-validated grid search (docs/method.md §3.2).
 
     Every combination of ``grid_batch_size`` × ``grid_optimizer`` × ``grid_learning_rate`` ×
     ``grid_epochs`` is scored by its mean validation accuracy over ``cv_folds`` stratified
@@ -888,14 +862,14 @@ def grid_search(
     labels
         Biome labels, shape (n,); ``MISSING_LABEL`` rows are dropped.
     settings
-        Grids and all other settings; defaults of :class:`TrackingSettings` when None.
+        Grids and all other settings; defaults of :class:`ClassifierSettings` when None.
 
     Returns
     -------
     GridSearchResult
         Table of mean CV accuracy per combination and the best settings.
     """
-    settings = settings or TrackingSettings()
+    settings = settings or ClassifierSettings()
     x = _as_features(features)
     y = _as_labels(labels, x.shape[0])
     valid = np.all(np.isfinite(x), axis=1) & (y != MISSING_LABEL)
@@ -1030,6 +1004,77 @@ class _OODModel:
         )
 
 
+def _usable_rows(x: NDArray[np.float64], y: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Rows with finite features and a biome label."""
+    valid = np.all(np.isfinite(x), axis=1) & (y != MISSING_LABEL)
+    n_dropped = int(np.count_nonzero(~valid))
+    if n_dropped:
+        logger.info("Dropping %d boxes with NaN features or missing labels", n_dropped)
+    return np.flatnonzero(valid)
+
+
+def _min_biome_size(settings: ClassifierSettings) -> int:
+    """The smallest biome accepted as is: the setting, raised to what the splits need."""
+    required = required_boxes_per_biome(
+        settings.test_size,
+        settings.validation_size,
+        settings.cv_folds if settings.grid_search else None,
+    )
+    min_boxes = max(settings.min_boxes_per_biome, required)
+    if min_boxes > settings.min_boxes_per_biome:
+        logger.info(
+            "min_boxes_per_biome raised from %d to %d, the minimum the splits need",
+            settings.min_boxes_per_biome,
+            min_boxes,
+        )
+    return min_boxes
+
+
+def _stratified_splits(
+    y_idx: NDArray[np.int64], settings: ClassifierSettings
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Seeded stratified train, validation and test positions (sorted), and train+validation."""
+    positions = np.arange(y_idx.size)
+    trainval, test = train_test_split(
+        positions, test_size=settings.test_size, stratify=y_idx, random_state=settings.seed
+    )
+    train, val = train_test_split(
+        trainval,
+        test_size=settings.validation_size,
+        stratify=y_idx[trainval],
+        random_state=settings.seed,
+    )
+    return np.sort(train), np.sort(val), np.sort(test), trainval
+
+
+def _train_with_early_stopping(
+    z_train: NDArray[np.float64],
+    y_train: NDArray[np.int64],
+    validation: tuple[NDArray[np.float64], NDArray[np.int64]],
+    n_classes: int,
+    settings: ClassifierSettings,
+) -> tuple[Any, dict[str, list[float]], int, float]:
+    """Train the network; return it, its history, the restored epoch and the training time."""
+    t0 = time.perf_counter()
+    model, history = _train_network(z_train, y_train, validation, n_classes, settings)
+    seconds = time.perf_counter() - t0
+    val_loss = np.asarray(history.get("val_loss", [np.nan]))
+    best_epoch = int(np.nanargmin(val_loss)) + 1 if np.any(np.isfinite(val_loss)) else 0
+    logger.info(
+        "Biome network trained on %d boxes (%d validation, %d biomes): %d epochs run (max %d), "
+        "best val_loss %.4f at epoch %d, %.1f s",
+        z_train.shape[0],
+        validation[0].shape[0],
+        n_classes,
+        len(val_loss),
+        settings.epochs,
+        float(np.nanmin(val_loss)) if best_epoch else float("nan"),
+        best_epoch,
+        seconds,
+    )
+    return model, history, best_epoch, seconds
+
+
 class BiomeClassifier:
     """Feed-forward network that assigns carbon-biome labels to boxes from their RCs.
 
@@ -1039,11 +1084,11 @@ class BiomeClassifier:
     Parameters
     ----------
     settings
-        Tracking settings; :class:`TrackingSettings` defaults when None.
+        Tracking settings; :class:`ClassifierSettings` defaults when None.
 
     Attributes
     ----------
-    settings_ : TrackingSettings
+    settings_ : ClassifierSettings
         Settings used for the final fit (after the grid search, if any).
     model_ : keras.Model
         The trained network (input: standardized RCs; output: softmax over ``classes_``).
@@ -1072,7 +1117,7 @@ class BiomeClassifier:
         Wall-clock time of the final network training.
     """
 
-    def __init__(self, settings: TrackingSettings | None = None) -> None:
+    def __init__(self, settings: ClassifierSettings | None = None) -> None:
         self.settings = settings
 
     # ----------------------------------------------------------------------------- fitting
@@ -1105,46 +1150,18 @@ class BiomeClassifier:
         ValueError
             On malformed input, or when fewer than 2 biomes remain.
         """
-        settings = self.settings if self.settings is not None else TrackingSettings()
+        settings = self.settings if self.settings is not None else ClassifierSettings()
         x_all = _as_features(features)
         y_all = _as_labels(labels, x_all.shape[0])
-        valid = np.all(np.isfinite(x_all), axis=1) & (y_all != MISSING_LABEL)
-        n_dropped = int(np.count_nonzero(~valid))
-        if n_dropped:
-            logger.info("Dropping %d boxes with NaN features or missing labels", n_dropped)
-        rows = np.flatnonzero(valid)
-
-        required = required_boxes_per_biome(
-            settings.test_size,
-            settings.validation_size,
-            settings.cv_folds if settings.grid_search else None,
-        )
-        min_boxes = max(settings.min_boxes_per_biome, required)
-        if min_boxes > settings.min_boxes_per_biome:
-            logger.info(
-                "min_boxes_per_biome raised from %d to %d, the minimum the splits need",
-                settings.min_boxes_per_biome,
-                min_boxes,
-            )
+        rows = _usable_rows(x_all, y_all)
         y, keep, actions = resolve_small_biomes(
-            x_all[rows], y_all[rows], min_boxes, settings.small_biome_strategy
+            x_all[rows], y_all[rows], _min_biome_size(settings), settings.small_biome_strategy
         )
         rows, y = rows[keep], y[keep]
         x = x_all[rows]
         classes = np.unique(y)
         y_idx = np.searchsorted(classes, y).astype(np.int64)
-
-        positions = np.arange(rows.size)
-        trainval, test = train_test_split(
-            positions, test_size=settings.test_size, stratify=y_idx, random_state=settings.seed
-        )
-        train, val = train_test_split(
-            trainval,
-            test_size=settings.validation_size,
-            stratify=y_idx[trainval],
-            random_state=settings.seed,
-        )
-        train, val, test = np.sort(train), np.sort(val), np.sort(test)
+        train, val, test, trainval = _stratified_splits(y_idx, settings)
 
         search = None
         if settings.grid_search:
@@ -1153,26 +1170,8 @@ class BiomeClassifier:
 
         scaler = StandardScaler().fit(x[train])
         z_train, z_val, z_test = (scaler.transform(x[s]) for s in (train, val, test))
-
-        t0 = time.perf_counter()
-        model, history = _train_network(
+        model, history, best_epoch, seconds = _train_with_early_stopping(
             z_train, y_idx[train], (z_val, y_idx[val]), classes.size, settings
-        )
-        seconds = time.perf_counter() - t0
-        val_loss = np.asarray(history.get("val_loss", [np.nan]))
-        best_epoch = int(np.nanargmin(val_loss)) + 1 if np.any(np.isfinite(val_loss)) else 0
-        logger.info(
-            "Tracking network trained on %d boxes (%d validation, %d test, %d biomes): "
-            "%d epochs run (max %d), best val_loss %.4f at epoch %d, %.1f s",
-            train.size,
-            val.size,
-            test.size,
-            classes.size,
-            len(val_loss),
-            settings.epochs,
-            float(np.nanmin(val_loss)) if best_epoch else float("nan"),
-            best_epoch,
-            seconds,
         )
 
         self.settings_ = settings
@@ -1341,7 +1340,7 @@ class BiomeClassifier:
             "grid_search": self.grid_search_.to_dict() if self.grid_search_ else None,
         }
         meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-        logger.info("Saved tracking classifier to %s and %s", model_path, meta_path)
+        logger.info("Saved the biome classifier to %s and %s", model_path, meta_path)
         return [model_path, meta_path]
 
     @classmethod
@@ -1371,7 +1370,7 @@ class BiomeClassifier:
                 f"{meta_path} has format version {meta.get('format_version')}, "
                 f"this code reads version {_FORMAT_VERSION}"
             )
-        settings = TrackingSettings.from_mapping(meta["settings"])
+        settings = ClassifierSettings.from_mapping(meta["settings"])
         obj = cls(settings)
         obj.settings_ = settings
         obj.model_ = keras.saving.load_model(meta_path.with_name(meta["model_file"]), compile=False)

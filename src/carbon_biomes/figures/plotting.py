@@ -9,9 +9,7 @@ has the same colour in every figure, month and model.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -37,7 +35,6 @@ __all__ = [
     "plot_scan_heatmap",
     "plot_scores_bars",
     "plot_training_curves",
-    "save_figure",
 ]
 
 logger = logging.getLogger(__name__)
@@ -445,14 +442,3 @@ def plot_scores_bars(
     ax.legend(fontsize=8, ncols=len(scores))
     if title:
         ax.set_title(title, fontsize=10)
-
-
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 130) -> Path:
-    """Save a figure atomically."""
-    from carbon_biomes.output import atomic_path
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
-    logger.info("Wrote %s", path)
-    return path

@@ -1,0 +1,1161 @@
+"""Every output of the plugin, declared once, written by one function and read back by its reader.
+
+A :class:`Product` declares a file: its name pattern, kind, format version, caption template and
+provenance tags; NetCDF products also declare their variables (:class:`~.netcdf.Variable`), tables
+their columns. :class:`ProductWriter` writes any product and records its provenance in the same
+step. For each NetCDF product a reader in this module gives back what the writer was given (all
+settings, biome names, months and dataset identity); a reader refuses a file of another product
+or format version with a clear error.
+
+Products of the pipeline (``{alias}`` is the dataset's recipe-unique alias):
+
+============================  ===========  =================================================
+file                          stage        content
+============================  ===========  =================================================
+{alias}_monthly_rcs.nc        regression   box regression of every month (time x lattice)
+{alias}_native_grid.nc        regression   native grid, cell areas and the box of every cell
+{alias}_biomes.nc             detection    biome labels of the reference month(s), linkage
+{alias}_biomes_native_grid.nc detection    the same labels on the native grid
+{alias}_tracked_biomes.nc     tracking     labels, probability, OOD flag of every month
+{alias}_tracked_biomes_native_grid.nc      tracking labels of every month on the native grid
+============================  ===========  =================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from carbon_biomes.core.classifier import BiomeClassifier
+from carbon_biomes.core.detection import DetectionResult, DetectionSettings
+from carbon_biomes.core.errors import DiagnosticError
+from carbon_biomes.core.monthly_regression import (
+    DRIVER_UNITS,
+    BoxStatistics,
+    MonthRegression,
+    NativeGrid,
+    RegressionSettings,
+)
+from carbon_biomes.core.naming import flag_meaning
+from carbon_biomes.core.regression import DEFAULT_DRIVER_NAMES, BoxRegression, box_centres
+from carbon_biomes.core.tracking import TrackedBiomes
+from carbon_biomes.core.validation import settings_to_dict
+from carbon_biomes.workflow.identity import IDENTITY_COLUMNS, DatasetIdentity
+from carbon_biomes.workflow.netcdf import (
+    NetcdfFile,
+    Variable,
+    atomic_path,
+    history_line,
+    month_labels,
+    open_netcdf,
+    read_csv,
+    write_csv,
+)
+from carbon_biomes.workflow.provenance import ProvenanceLogger
+
+__all__ = [
+    "PRODUCTS",
+    "DetectedBiomes",
+    "MonthlyRCs",
+    "Product",
+    "ProductError",
+    "ProductWriter",
+    "discover_products",
+    "find_product",
+    "read_detected_biomes",
+    "read_monthly_rcs",
+    "read_native_grid",
+    "read_native_labels",
+    "read_table",
+    "read_tracked_biomes",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Fill value of biome label variables.
+LABEL_FILL = -1
+FLOAT_FILL = 1.0e20
+_DRIVER_LONG = {"sst": "sea surface temperature", "dic": "DIC", "alk": "alkalinity"}
+
+
+class ProductError(DiagnosticError):
+    """A file is not the product (or format version) a reader expects, or is missing."""
+
+
+@dataclass(frozen=True)
+class Product:
+    """Declaration of one output.
+
+    Attributes
+    ----------
+    name
+        Product name, written into the file (``product`` attribute of NetCDF files).
+    pattern
+        File name; ``{alias}`` is replaced by the dataset's file-safe alias.
+    kind
+        ``netcdf``, ``table``, ``figure`` or ``model``.
+    caption
+        Provenance caption; ``{what}`` is replaced by a description of the data and settings.
+    version
+        Format version (``product_version`` attribute); readers refuse other versions.
+    title
+        ``title`` global attribute of a NetCDF product.
+    statistics, plot_types
+        Provenance tags.
+    columns
+        Columns of a table.
+    """
+
+    name: str
+    pattern: str
+    kind: str
+    caption: str
+    version: int = 1
+    title: str = ""
+    statistics: tuple[str, ...] = ()
+    plot_types: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+
+    def filename(self, identity: DatasetIdentity | None = None) -> str:
+        """The file name for a dataset (or for all datasets when the pattern has no alias)."""
+        if "{alias}" in self.pattern:
+            if identity is None:
+                raise ValueError(f"product {self.name} is per dataset: give its identity")
+            return self.pattern.format(alias=identity.file_stem)
+        return self.pattern
+
+    def attributes(self) -> dict[str, Any]:
+        """The product's identifying global attributes."""
+        return {"product": f"carbon_biomes.{self.name}", "product_version": np.int32(self.version)}
+
+
+def _metrics_columns() -> tuple[str, ...]:
+    return (*IDENTITY_COLUMNS, "biome", "metric", "value")
+
+
+PRODUCTS: dict[str, Product] = {
+    product.name: product
+    for product in (
+        Product(
+            "monthly_rcs",
+            "{alias}_monthly_rcs.nc",
+            "netcdf",
+            "Monthly box regression of fCO2 on SST, DIC and alkalinity: regression coefficients, "
+            "standard errors, p-values, VIFs, R², cell counts, significance flag, box ocean area "
+            "and mean SST and sea ice per box and month; {what}.",
+            title="Monthly box regression of surface fCO2 on SST, DIC and alkalinity",
+            statistics=("regression",),
+        ),
+        Product(
+            "native_grid",
+            "{alias}_native_grid.nc",
+            "netcdf",
+            "Native model grid with cell areas and the box of every ocean cell; {what}.",
+            title="Native grid and cell-to-box index of the box regression",
+            statistics=("other",),
+        ),
+        Product(
+            "biomes",
+            "{alias}_biomes.nc",
+            "netcdf",
+            "Carbon biomes detected by Ward clustering of the standardized regression "
+            "coefficients on the box lattice, with the linkage matrix and the standardization; "
+            "{what}.",
+            title="Carbon biomes detected in the reference month(s)",
+            statistics=("clustering",),
+        ),
+        Product(
+            "biomes_native_grid",
+            "{alias}_biomes_native_grid.nc",
+            "netcdf",
+            "Carbon biomes of the reference month(s) on the native model grid (each cell takes "
+            "the label of its box); {what}.",
+            title="Carbon biomes detected in the reference month(s), native grid",
+            statistics=("clustering",),
+        ),
+        Product(
+            "tracked_biomes",
+            "{alias}_tracked_biomes.nc",
+            "netcdf",
+            "Monthly carbon-biome labels on the box lattice assigned by the biome classifier, "
+            "with the softmax probability of the label, an out-of-distribution flag and the "
+            "box ocean area; {what}.",
+            title="Carbon biomes of every month (biome classifier)",
+            statistics=("classification",),
+        ),
+        Product(
+            "tracked_biomes_native_grid",
+            "{alias}_tracked_biomes_native_grid.nc",
+            "netcdf",
+            "Monthly carbon-biome labels on the native model grid (each cell takes the label of "
+            "its box); {what}.",
+            title="Carbon biomes of every month, native grid",
+            statistics=("classification",),
+        ),
+        Product(
+            "biome_classifier",
+            "{alias}_biome_classifier",
+            "model",
+            "Trained biome classifier (Keras network, and a JSON file with the scaler fitted on "
+            "the training split, class labels, out-of-distribution model, settings and test "
+            "scores); {what}.",
+            statistics=("classification",),
+        ),
+        Product(
+            "biome_centroids",
+            "{alias}_biome_centroids.csv",
+            "table",
+            "Biome centroids: mean raw and standardized regression coefficients, number of "
+            "boxes, area and mean latitude per biome; {what}.",
+            statistics=("clustering", "mean"),
+            columns=(
+                *IDENTITY_COLUMNS, "biome_number", "biome", "n_boxes", "area_km2",
+                "mean_latitude",
+                *(f"rc_{d} [{DRIVER_UNITS[d]}]" for d in DEFAULT_DRIVER_NAMES),
+                *(f"z_{d}" for d in DEFAULT_DRIVER_NAMES),
+            ),  # fmt: skip
+        ),
+        Product(
+            "threshold_scan",
+            "{alias}_threshold_scan.csv",
+            "table",
+            "Threshold scan of the adaptive dendrogram cut: number of biomes, paper's score, "
+            "silhouette, Calinski-Harabasz, Gaussian-mixture BIC and bootstrap stability per "
+            "(Δdist, Δvar); {what}.",
+            statistics=("clustering",),
+        ),
+        Product(
+            "biome_area",
+            "{alias}_biome_area.csv",
+            "table",
+            "Number of boxes, ocean area and fraction of the classified area of every tracked "
+            "biome per month; {what}.",
+            statistics=("classification", "other"),
+            columns=(*IDENTITY_COLUMNS, "month", "biome_number", "biome", "n_boxes",
+                     "area_km2", "fraction_of_classified_area"),  # fmt: skip
+        ),
+        Product(
+            "regression_metrics",
+            "regression_metrics.csv",
+            "table",
+            "Regression metrics in long format: boxes fitted, significant and dropped per "
+            "reason, summed over all months; {what}.",
+            statistics=("regression", "other"),
+            columns=_metrics_columns(),
+        ),
+        Product(
+            "detection_metrics",
+            "detection_metrics.csv",
+            "table",
+            "Detection metrics in long format: number of biomes, boxes fitted, clustered and "
+            "dropped, chosen thresholds and their scores, number of boxes and area fraction per "
+            "biome; {what}.",
+            statistics=("clustering", "other"),
+            columns=_metrics_columns(),
+        ),
+        Product(
+            "tracking_metrics",
+            "tracking_metrics.csv",
+            "table",
+            "Tracking metrics in long format: held-out accuracy, per-biome precision, recall, "
+            "F1 and support, macro-F1, agreement of tracked and detected labels in the "
+            "reference month, out-of-distribution fraction, training details; {what}.",
+            statistics=("classification", "other"),
+            columns=_metrics_columns(),
+        ),
+        Product("biome_map", "{alias}_biome_map", "figure",
+                "Map of the carbon biomes detected; {what}.", plot_types=("geo",),
+                statistics=("clustering",)),
+        Product("dendrogram", "{alias}_dendrogram", "figure",
+                "Ward dendrogram of the standardized regression coefficients, coloured by biome, "
+                "with the cut nodes marked and numbered; {what}.", plot_types=("dendrogram",),
+                statistics=("clustering",)),
+        Product("rc_bars", "{alias}_rc_bars", "figure",
+                "Mean standardized regression coefficients of fCO2 on SST, DIC and alkalinity "
+                "per biome; {what}.", plot_types=("bar",), statistics=("clustering",)),
+        Product("threshold_scan_figure", "{alias}_threshold_scan", "figure",
+                "Heat maps of the threshold scan (number of biomes and scores per Δdist, Δvar; "
+                "the chosen pair outlined); {what}.", plot_types=("heatmap",),
+                statistics=("clustering",)),
+        Product("training", "{alias}_training", "figure",
+                "Loss and accuracy per epoch on the training and validation splits (early "
+                "stopping on the validation loss; dotted: epoch whose weights were restored); "
+                "{what}.", plot_types=("line",), statistics=("classification",)),
+        Product("confusion_matrix", "{alias}_confusion_matrix", "figure",
+                "Confusion matrix of the biome classifier on held-out test boxes (counts; "
+                "colour: fraction of the true biome); {what}.", plot_types=("matrix",),
+                statistics=("classification",)),
+        Product("scores", "{alias}_scores", "figure",
+                "Precision, recall and F1 per biome on held-out test boxes; {what}.",
+                plot_types=("bar",), statistics=("classification",)),
+        Product("tracked_maps", "{alias}_maps", "figure",
+                "Maps of the tracked biomes in four months; {what}.", plot_types=("geo",),
+                statistics=("classification",)),
+    )  # fmt: skip
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+class ProductWriter:
+    """Writes the products of one diagnostic script and records their provenance.
+
+    Parameters
+    ----------
+    cfg
+        The script's settings (``work_dir``, ``plot_dir``, ``output_file_type``).
+    provenance
+        The script's provenance logger.
+    script
+        Name of the script, for the ``history`` attribute.
+    """
+
+    def __init__(self, cfg: Mapping[str, Any], provenance: ProvenanceLogger, script: str) -> None:
+        self.work_dir = Path(cfg["work_dir"])
+        self.plot_dir = Path(cfg["plot_dir"])
+        self.file_type = str(cfg.get("output_file_type", "png"))
+        self.provenance = provenance
+        self.script = script
+
+    def path(self, product: Product, identity: DatasetIdentity | None = None) -> Path:
+        """Where a product of a dataset is written."""
+        name = product.filename(identity)
+        if product.kind == "figure":
+            return self.plot_dir / f"{name}.{self.file_type}"
+        return self.work_dir / name
+
+    def _record(
+        self, product: Product, path: Path, ancestors: Sequence[str | os.PathLike], what: str
+    ) -> None:
+        self.provenance.record(
+            path,
+            product.caption.format(what=what),
+            [str(a) for a in ancestors],
+            statistics=list(product.statistics) or ["other"],
+            **({"plot_types": list(product.plot_types)} if product.plot_types else {}),
+        )
+
+    @contextlib.contextmanager
+    def netcdf(
+        self,
+        product: Product,
+        identity: DatasetIdentity,
+        ancestors: Sequence[str | os.PathLike],
+        what: str,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> Iterator[NetcdfFile]:
+        """Write a NetCDF product: yields the open file; records provenance when it is complete.
+
+        The file carries the product name and version, the dataset identity, ``title``,
+        ``history`` (UTC time, script, input files), ``source``, ``references`` and
+        ``Conventions``.
+        """
+        path = self.path(product, identity)
+        global_attributes = {
+            **product.attributes(),
+            "title": f"{product.title}: {identity.describe()}",
+            **identity.attributes(),
+            "history": history_line(self.script, ancestors),
+            **dict(attributes or {}),
+        }
+        with NetcdfFile(path, global_attributes) as file:
+            yield file
+        self._record(product, path, ancestors, what)
+
+    def write(
+        self,
+        product: Product,
+        identity: DatasetIdentity | None,
+        content: Any,
+        ancestors: Sequence[str | os.PathLike],
+        what: str,
+    ) -> list[Path]:
+        """Write a table (``content``: rows), figure (a Figure) or model (a fitted classifier).
+
+        Returns
+        -------
+        list of Path
+            The files written (each with its provenance record).
+        """
+        path = self.path(product, identity)
+        if product.kind == "table":
+            header = product.columns or content[0]
+            rows = content if product.columns else content[1]
+            written = [write_csv(path, header, rows)]
+        elif product.kind == "figure":
+            written = [_save_figure(content, path)]
+        elif product.kind == "model":
+            written = _save_classifier(content, path)
+        else:
+            raise ValueError(f"use ProductWriter.netcdf for the NetCDF product {product.name}")
+        for file in written:
+            self._record(product, file, ancestors, what)
+        return written
+
+
+def _save_figure(fig: Figure, path: Path, dpi: int = 130) -> Path:
+    """Save a figure atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
+    logger.info("Wrote %s", path)
+    return path
+
+
+def _save_classifier(classifier: BiomeClassifier, stem: Path) -> list[Path]:
+    """Save the network and its scaler (``stem.keras``, ``stem.json``): both files or neither."""
+    import shutil
+
+    staging = stem.parent / f".{stem.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        written = classifier.save(staging / stem.name)
+        final = [stem.parent / path.name for path in written]
+        for source, target in zip(written, final, strict=True):
+            source.replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def find_product(
+    product: Product, identity: DatasetIdentity, folders: Iterable[str | os.PathLike]
+) -> Path:
+    """The file of a dataset's product in the ancestors' output folders.
+
+    Raises
+    ------
+    ProductError
+        When it is in none or in more than one of the folders.
+    """
+    folders = [Path(folder) for folder in folders]
+    name = product.filename(identity)
+    found = [folder / name for folder in folders if (folder / name).is_file()]
+    if len(found) != 1:
+        where = ", ".join(str(f) for f in folders) or "no ancestor folders"
+        raise ProductError(
+            f"{identity.alias}: expected one {name} in {where}, found {len(found)}; list the "
+            f"script that writes the {product.name} product under this script's 'ancestors' "
+            "in the recipe"
+        )
+    return found[0]
+
+
+def discover_products(
+    product: Product, folders: Iterable[str | os.PathLike]
+) -> dict[DatasetIdentity, Path]:
+    """Every file of a per-dataset product in the ancestors' folders, by dataset identity.
+
+    Raises
+    ------
+    ProductError
+        When there is none, or when two files are of one dataset.
+    """
+    folders = [Path(folder) for folder in folders]
+    found: dict[DatasetIdentity, Path] = {}
+    for folder in folders:
+        for path in sorted(folder.glob(product.pattern.format(alias="*"))):
+            if path.name.startswith("."):
+                continue
+            with _open_product(path, product) as nc:
+                identity = _identity(nc)
+            if identity in found:
+                raise ProductError(
+                    f"{identity.alias}: two {product.name} files, {found[identity]} and {path}"
+                )
+            found[identity] = path
+    if not found:
+        where = ", ".join(str(f) for f in folders) or "no ancestor folders"
+        raise ProductError(
+            f"no {product.pattern.format(alias='*')} file in {where}; list the script that "
+            f"writes the {product.name} product under this script's 'ancestors' in the recipe"
+        )
+    return dict(sorted(found.items(), key=lambda item: item[0].alias))
+
+
+@contextlib.contextmanager
+def _open_product(path: str | os.PathLike, product: Product) -> Iterator[Any]:
+    """Open a NetCDF product, checking its product name and format version."""
+    path = Path(path)
+    if not path.is_file():
+        raise ProductError(f"{path}: no such file (product {product.name})")
+    with open_netcdf(path) as nc:
+        expected = product.attributes()["product"]
+        found = getattr(nc, "product", None)
+        if found != expected:
+            raise ProductError(
+                f"{path} is not a {expected} file (its product attribute is {found!r})"
+            )
+        version = int(getattr(nc, "product_version", -1))
+        if version != product.version:
+            raise ProductError(
+                f"{path} has format version {version} of {expected}; this version of "
+                f"carbon-biomes reads version {product.version}: rerun the script that wrote it"
+            )
+        yield nc
+
+
+def _identity(nc: Any) -> DatasetIdentity:
+    return DatasetIdentity.from_attributes({k: nc.getncattr(k) for k in nc.ncattrs()})
+
+
+# ---------------------------------------------------------------------------------------------
+# Native grid (regression stage)
+# ---------------------------------------------------------------------------------------------
+def write_native_grid(
+    writer: ProductWriter,
+    identity: DatasetIdentity,
+    grid: NativeGrid,
+    ancestors: Sequence[str | os.PathLike],
+    what: str,
+) -> Path:
+    """Write the native grid, its cell areas and the box of every ocean cell."""
+    product = PRODUCTS["native_grid"]
+    with writer.netcdf(
+        product,
+        identity,
+        ancestors,
+        what,
+        {"box_size_degrees": grid.box_size, "cell_area_source": _area_source(grid)},
+    ) as file:
+        dims, coordinates = file.native_axes(grid)
+        extra = {"coordinates": coordinates} if coordinates else {}
+        file.write(
+            Variable("cell_box", dims, np.int32, "lattice box of the cell (latitude-major id)",
+                     "1", fill_value=LABEL_FILL,
+                     attributes={**extra, "comment": "missing on land and outside the lattice"}),
+            grid.cell_box,
+        )  # fmt: skip
+        file.write(
+            Variable("ocean", dims, np.int8, "ocean cell (valid SST in the first month)", "1",
+                     attributes={**extra, "flag_values": [0, 1], "flag_meanings": "land ocean"}),
+            grid.ocean.astype(np.int8),
+        )  # fmt: skip
+        if grid.area is not None:
+            file.write(
+                Variable("cell_area", dims, np.float64, "area of the grid cell", "m2",
+                         fill_value=FLOAT_FILL, standard_name="cell_area", attributes=extra),
+                np.ma.masked_invalid(grid.area),
+            )  # fmt: skip
+    return file.path
+
+
+def _area_source(grid: NativeGrid) -> str:
+    return "areacello" if grid.area is not None else "none (areas are cell counts)"
+
+
+def read_native_grid(path: str | os.PathLike) -> tuple[DatasetIdentity, NativeGrid]:
+    """Read :func:`write_native_grid`'s file back."""
+    with _open_product(path, PRODUCTS["native_grid"]) as nc:
+        curvilinear = "latitude" in nc.variables
+        lat_name, lon_name = ("latitude", "longitude") if curvilinear else ("lat", "lon")
+
+        def bounds(name: str) -> np.ndarray | None:
+            var = nc.variables[name]
+            key = getattr(var, "bounds", None)
+            return np.asarray(nc.variables[key][:]) if key else None
+
+        area = nc.variables.get("cell_area")
+        grid = NativeGrid(
+            latitude=np.asarray(nc.variables[lat_name][:], dtype=np.float64),
+            longitude=np.asarray(nc.variables[lon_name][:], dtype=np.float64),
+            ocean=np.asarray(nc.variables["ocean"][:], dtype=bool),
+            cell_box=np.ma.filled(nc.variables["cell_box"][:], LABEL_FILL).astype(np.int64),
+            box_size=float(nc.box_size_degrees),
+            area=None if area is None else np.ma.filled(area[:].astype(np.float64), np.nan),
+            latitude_bounds=bounds(lat_name),
+            longitude_bounds=bounds(lon_name),
+        )
+        return _identity(nc), grid
+
+
+# ---------------------------------------------------------------------------------------------
+# Monthly RCs (regression stage)
+# ---------------------------------------------------------------------------------------------
+def _rc_variables(with_ice: bool) -> list[tuple[str, Variable]]:
+    """(field key, variable) of the monthly-RC product, in file order."""
+    dims = ("time", "lat", "lon")
+    out: list[tuple[str, Variable]] = []
+    for driver in DEFAULT_DRIVER_NAMES:
+        long = _DRIVER_LONG[driver]
+        unit = DRIVER_UNITS[driver]
+        out += [
+            (f"slopes:{driver}", Variable(f"rc_{driver}", dims, np.float64,
+             f"regression coefficient of fCO2 on {long}", unit, FLOAT_FILL)),
+            (f"stderr:{driver}", Variable(f"stderr_{driver}", dims, np.float64,
+             f"standard error of the regression coefficient on {long}", unit, FLOAT_FILL)),
+            (f"tvalues:{driver}", Variable(f"tvalue_{driver}", dims, np.float64,
+             f"t statistic of the regression coefficient on {long}", "1", FLOAT_FILL)),
+            (f"pvalues:{driver}", Variable(f"pvalue_{driver}", dims, np.float64,
+             f"two-sided t-test p-value of the regression coefficient on {long}", "1",
+             FLOAT_FILL)),
+            (f"vif:{driver}", Variable(f"vif_{driver}", dims, np.float64,
+             f"variance inflation factor of {long}", "1", FLOAT_FILL)),
+        ]  # fmt: skip
+    out += [
+        ("intercept", Variable("intercept", dims, np.float64, "intercept of the fCO2 regression",
+                               "uatm", FLOAT_FILL)),
+        ("r2", Variable("r2", dims, np.float64,
+                        "coefficient of determination of the fCO2 regression", "1", FLOAT_FILL)),
+        ("f_statistic", Variable("f_statistic", dims, np.float64,
+                                 "F statistic of the joint test of the slopes", "1", FLOAT_FILL)),
+        ("f_pvalue", Variable("f_pvalue", dims, np.float64,
+                              "p-value of the joint F-test of the slopes", "1", FLOAT_FILL)),
+        ("n", Variable("n_cells", dims, np.int32,
+                       "number of native grid cells used in the box fit", "1", -1)),
+        ("significant", Variable("significant", dims, np.int8,
+                                 "box passes the significance filter", "1", -1,
+                                 attributes={"flag_values": [0, 1],
+                                             "flag_meanings": "not_significant significant"})),
+        ("area", Variable("ocean_area", dims, np.float64, "ocean area of the box", "m2",
+                          FLOAT_FILL)),
+        ("sst", Variable("box_sst", dims, np.float64,
+                         "area-weighted mean sea surface temperature of the box", "degC",
+                         FLOAT_FILL)),
+    ]  # fmt: skip
+    if with_ice:
+        out.append(("ice", Variable("box_ice", dims, np.float64,
+                                    "area-weighted mean sea-ice area fraction of the box", "%",
+                                    FLOAT_FILL)))  # fmt: skip
+    return out
+
+
+_MONTH_COUNTS: tuple[tuple[str, str], ...] = (
+    ("n_cells_valid", "ocean cells that passed the outlier filter"),
+    ("n_cells_outliers", "ocean cells rejected by the outlier filter"),
+    ("n_boxes_dropped_few_points", "boxes dropped for too few valid cells"),
+    ("n_boxes_dropped_singular", "boxes dropped for a constant or collinear driver"),
+    ("n_boxes_dropped_constant_target", "boxes dropped for constant fCO2"),
+)
+
+
+def _box_field(reg: MonthRegression, key: str) -> np.ndarray | None:
+    boxes = reg.all_boxes
+    if ":" in key:
+        name, driver = key.split(":")
+        return getattr(boxes, name)[:, boxes.driver_names.index(driver)]
+    if key == "significant":
+        return reg.significant.astype(np.int8)
+    if key in ("area", "sst", "ice"):
+        return getattr(reg.stats, key)
+    return getattr(boxes, key)
+
+
+def write_monthly_rcs(
+    writer: ProductWriter,
+    identity: DatasetIdentity,
+    regressions: Iterable[MonthRegression],
+    months: Sequence[str],
+    calendar: str,
+    settings: RegressionSettings,
+    *,
+    with_ice: bool,
+    ancestors: Sequence[str | os.PathLike],
+    what: str,
+) -> Path:
+    """Write the monthly box regression, one month at a time as it is computed.
+
+    Parameters
+    ----------
+    regressions
+        The months' regressions, in the order of ``months`` (an iterator is consumed once).
+    months
+        ``YYYY-MM`` of every month.
+    calendar
+        Calendar of the input data's time axis.
+    settings
+        How the RCs were computed (stored whole).
+    with_ice
+        Whether the box statistics include sea ice.
+    """
+    product = PRODUCTS["monthly_rcs"]
+    attributes = {
+        "box_size_degrees": settings.box_size,
+        "regression_settings": settings_to_dict(settings),
+        "comment": "fCO2 taken as CMIP spco2 converted to uatm (fCO2 equals pCO2 within 0.3 %); "
+        "DIC and alkalinity in mmol m-3; SST in degC. Boxes not fitted are missing.",
+    }
+    variables = _rc_variables(with_ice)
+    with writer.netcdf(product, identity, ancestors, what, attributes) as file:
+        file.time_axis(months, calendar)
+        file.lattice_axes(settings.box_size)
+        n_lat, n_lon = file.nc.dimensions["lat"].size, file.nc.dimensions["lon"].size
+        for _, variable in variables:
+            file.define(variable)
+        for name, long_name in _MONTH_COUNTS:
+            file.define(Variable(name, ("time",), np.int64, long_name, "1"))
+        count = 0
+        for t, reg in enumerate(regressions):
+            if reg.month != months[t]:
+                raise ValueError(f"{identity.alias}: month {reg.month} where {months[t]} was due")
+            for key, variable in variables:
+                values = _box_field(reg, key)
+                grid = np.ma.masked_all(n_lat * n_lon, dtype=np.dtype(variable.dtype))
+                grid[reg.all_boxes.box_id] = values
+                file.write(variable, grid.reshape(n_lat, n_lon), t)
+            boxes = reg.all_boxes
+            for (name, _), value in zip(
+                _MONTH_COUNTS,
+                (reg.n_cells_valid, reg.n_cells_outliers, boxes.n_dropped_few_points,
+                 boxes.n_dropped_singular, boxes.n_dropped_constant_target),
+                strict=True,
+            ):  # fmt: skip
+                file.nc.variables[name][t] = value
+            count += 1
+        if count != len(months):
+            raise ValueError(f"{identity.alias}: {count} months regressed, {len(months)} due")
+    return file.path
+
+
+@dataclass(frozen=True)
+class MonthlyRCs:
+    """The monthly-RC product of one dataset, read month by month (never all at once).
+
+    Attributes
+    ----------
+    path
+        The file.
+    identity
+        The dataset.
+    months
+        ``YYYY-MM`` of every month.
+    calendar
+        Calendar of the time axis (that of the input data).
+    settings
+        How the RCs were computed.
+    with_ice
+        Whether the box statistics include sea ice.
+    """
+
+    path: Path
+    identity: DatasetIdentity
+    months: tuple[str, ...]
+    calendar: str
+    settings: RegressionSettings
+    with_ice: bool
+
+    def month_index(self, month: str) -> int:
+        """Index of a ``YYYY-MM`` month.
+
+        Raises
+        ------
+        DiagnosticError
+            When the product has no such month.
+        """
+        if month not in self.months:
+            raise DiagnosticError(
+                f"{self.identity.alias}: month {month} is not in the monthly RCs of {self.path.name}, "
+                f"which cover {self.months[0]} to {self.months[-1]} ({len(self.months)} months)"
+            )
+        return self.months.index(month)
+
+    def iter_months(self, indices: Iterable[int] | None = None) -> Iterator[MonthRegression]:
+        """The regression of the given months (all by default), read one at a time."""
+        indices = range(len(self.months)) if indices is None else list(indices)
+        with _open_product(self.path, PRODUCTS["monthly_rcs"]) as nc:
+            for t in indices:
+                yield _read_month(nc, t, self.months[t], self.settings, self.with_ice)
+
+    def regressions(self, months: Sequence[str]) -> list[MonthRegression]:
+        """The regression of some months, by ``YYYY-MM``."""
+        return list(self.iter_months([self.month_index(m) for m in months]))
+
+
+def _read_month(
+    nc: Any, t: int, month: str, settings: RegressionSettings, with_ice: bool
+) -> MonthRegression:
+    n_cells = nc.variables["n_cells"][t]
+    fitted = ~np.ma.getmaskarray(n_cells).reshape(-1)
+    box_id = np.flatnonzero(fitted).astype(np.int64)
+
+    def values(name: str) -> np.ndarray:
+        return np.ma.getdata(nc.variables[name][t]).reshape(-1)[fitted]
+
+    def per_driver(prefix: str) -> np.ndarray:
+        return np.column_stack([values(f"{prefix}_{d}") for d in DEFAULT_DRIVER_NAMES])
+
+    lat, lon = box_centres(box_id, settings.box_size)
+    counts = {name: int(nc.variables[name][t]) for name, _ in _MONTH_COUNTS}
+    boxes = BoxRegression(
+        box_id=box_id,
+        lat=lat,
+        lon=lon,
+        n=values("n_cells").astype(np.int64),
+        slopes=per_driver("rc"),
+        intercept=values("intercept"),
+        stderr=per_driver("stderr"),
+        tvalues=per_driver("tvalue"),
+        pvalues=per_driver("pvalue"),
+        r2=values("r2"),
+        vif=per_driver("vif"),
+        f_statistic=values("f_statistic"),
+        f_pvalue=values("f_pvalue"),
+        box_size=settings.box_size,
+        driver_names=DEFAULT_DRIVER_NAMES,
+        n_dropped_few_points=counts["n_boxes_dropped_few_points"],
+        n_dropped_singular=counts["n_boxes_dropped_singular"],
+        n_dropped_constant_target=counts["n_boxes_dropped_constant_target"],
+    )
+    return MonthRegression(
+        month=month,
+        all_boxes=boxes,
+        significant=values("significant").astype(bool),
+        stats=BoxStatistics(
+            area=values("ocean_area"),
+            sst=values("box_sst"),
+            ice=values("box_ice") if with_ice else None,
+        ),
+        n_cells_valid=counts["n_cells_valid"],
+        n_cells_outliers=counts["n_cells_outliers"],
+    )
+
+
+def read_monthly_rcs(path: str | os.PathLike) -> MonthlyRCs:
+    """Open the monthly-RC product of a dataset (its metadata; months are read on demand)."""
+    path = Path(path)
+    with _open_product(path, PRODUCTS["monthly_rcs"]) as nc:
+        settings = RegressionSettings(**json.loads(nc.regression_settings))
+        return MonthlyRCs(
+            path=path,
+            identity=_identity(nc),
+            months=tuple(month_labels(nc.variables["time"])),
+            calendar=str(nc.variables["time"].calendar),
+            settings=settings,
+            with_ice="box_ice" in nc.variables,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Detected biomes (detection stage)
+# ---------------------------------------------------------------------------------------------
+def flag_attributes(names: Mapping[int, str]) -> dict[str, Any]:
+    """CF flag attributes of a biome label variable (names with blanks as underscores)."""
+    numbers = sorted(names)
+    return {
+        "flag_values": np.asarray(numbers, dtype=np.int16),
+        "flag_meanings": " ".join(flag_meaning(names[k]) for k in numbers),
+        "biome_names": json.dumps({str(k): names[k] for k in numbers}),
+    }
+
+
+@dataclass(frozen=True, eq=False)
+class DetectedBiomes:
+    """The detection product read back: what tracking and later stages need of a detection.
+
+    Attributes
+    ----------
+    identity
+        The dataset.
+    months
+        Reference months.
+    box_id, month_of_box, labels
+        Every clustered box: its lattice id, index into ``months`` and biome number.
+    names
+        Biome number -> name.
+    settings
+        Detection settings (complete).
+    regression_settings
+        How the clustered RCs were computed.
+    thresholds, delta_dist_abs, threshold_source
+        The cut's (Δdist, Δvar), Δdist in Ward height, and how the pair was chosen.
+    linkage
+        The Ward linkage matrix of the clustered boxes.
+    mean, std
+        The standardization of the RCs (per driver).
+    cut_nodes, merged
+        Linkage node of every biome; small biomes of the cut merged into others.
+    rcs_file
+        The monthly-RC product the detection was made from.
+    calendar
+        Calendar of the time axis.
+    """
+
+    identity: DatasetIdentity
+    months: tuple[str, ...]
+    box_id: np.ndarray
+    month_of_box: np.ndarray
+    labels: np.ndarray
+    names: dict[int, str]
+    settings: DetectionSettings
+    regression_settings: RegressionSettings
+    thresholds: tuple[float, float]
+    delta_dist_abs: float
+    threshold_source: str
+    linkage: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    cut_nodes: dict[int, int]
+    merged: dict[int, int]
+    rcs_file: str
+    calendar: str
+
+    def features(self, rcs: MonthlyRCs) -> np.ndarray:
+        """The raw RCs of the clustered boxes, from the monthly-RC product.
+
+        Raises
+        ------
+        ProductError
+            When the product does not hold every clustered box as significant.
+        """
+        regressions = rcs.regressions(self.months)
+        out = np.full((self.labels.size, len(DEFAULT_DRIVER_NAMES)), np.nan)
+        for m, reg in enumerate(regressions):
+            members = self.month_of_box == m
+            kept = reg.kept
+            position = np.searchsorted(kept.box_id, self.box_id[members])
+            position = np.clip(position, 0, max(len(kept) - 1, 0))
+            if len(kept) == 0 or not np.array_equal(kept.box_id[position], self.box_id[members]):
+                raise ProductError(
+                    f"{self.identity.alias} {reg.month}: the clustered boxes of {self.rcs_file} "
+                    f"are not the significant boxes of {rcs.path.name}; rerun detection on it"
+                )
+            out[members] = kept.slopes[position]
+        return out
+
+
+def write_detected_biomes(
+    writer: ProductWriter,
+    identity: DatasetIdentity,
+    result: DetectionResult,
+    regression_settings: RegressionSettings,
+    calendar: str,
+    rcs_file: str | os.PathLike,
+    ancestors: Sequence[str | os.PathLike],
+    what: str,
+) -> Path:
+    """Write the detected biomes of the reference month(s) with everything needed to reuse them."""
+    product = PRODUCTS["biomes"]
+    boxes = result.boxes
+    attributes = {
+        "reference_months": list(result.months),
+        "box_size_degrees": regression_settings.box_size,
+        "detection_settings": settings_to_dict(result.settings),
+        "regression_settings": settings_to_dict(regression_settings),
+        "delta_dist": result.thresholds[0],
+        "delta_dist_scale": result.settings.dist_scale,
+        "delta_dist_ward_height": result.delta_dist_abs,
+        "delta_var": result.thresholds[1],
+        "threshold_choice": result.threshold_source,
+        "node_spread": result.settings.spread,
+        "cut_nodes": {str(k): v for k, v in result.cut_nodes.items()},
+        "merged_biomes": {str(k): v for k, v in result.merged.items()},
+        "monthly_rcs_file": Path(rcs_file).name,
+    }
+    with writer.netcdf(product, identity, ancestors, what, attributes) as file:
+        file.time_axis(result.months, calendar)
+        file.lattice_axes(regression_settings.box_size)
+        n_lat, n_lon = file.nc.dimensions["lat"].size, file.nc.dimensions["lon"].size
+        labels = np.ma.masked_all((len(result.months), n_lat * n_lon), dtype=np.int16)
+        labels[boxes.month_of_box, boxes.box_id] = result.labels
+        file.write(
+            Variable("biome", ("time", "lat", "lon"), np.int16,
+                     "carbon biome detected by Ward clustering", "1", LABEL_FILL,
+                     attributes=flag_attributes(result.names)),
+            labels.reshape(len(result.months), n_lat, n_lon),
+        )  # fmt: skip
+        file.nc.createDimension("merge", result.linkage.shape[0])
+        file.nc.createDimension("linkage_column", 4)
+        file.nc.createDimension("driver", len(DEFAULT_DRIVER_NAMES))
+        file.write(
+            Variable("linkage", ("merge", "linkage_column"), np.float64,
+                     "Ward linkage matrix of the clustered boxes (scipy layout: child, child, "
+                     "height, size)", None,
+                     attributes={"comment": "rows of the clustered boxes follow the biome "
+                                 "variable in time, then latitude-major box order"}),
+            result.linkage,
+        )  # fmt: skip
+        file.write(
+            Variable("rc_mean", ("driver",), np.float64,
+                     "mean of the raw regression coefficients (standardization)", None,
+                     attributes={"drivers": " ".join(DEFAULT_DRIVER_NAMES)}),
+            result.mean,
+        )  # fmt: skip
+        file.write(
+            Variable("rc_std", ("driver",), np.float64,
+                     "sample standard deviation of the raw regression coefficients "
+                     "(standardization)", None,
+                     attributes={"drivers": " ".join(DEFAULT_DRIVER_NAMES)}),
+            result.std,
+        )  # fmt: skip
+    return file.path
+
+
+def read_detected_biomes(path: str | os.PathLike) -> DetectedBiomes:
+    """Read :func:`write_detected_biomes`'s file back."""
+    with _open_product(path, PRODUCTS["biomes"]) as nc:
+        biome = nc.variables["biome"]
+        grid = biome[:]
+        flat = grid.reshape(grid.shape[0], -1)
+        month_of_box, box_id = np.nonzero(~np.ma.getmaskarray(flat))
+        return DetectedBiomes(
+            identity=_identity(nc),
+            months=tuple(month_labels(nc.variables["time"])),
+            box_id=box_id.astype(np.int64),
+            month_of_box=month_of_box.astype(np.int64),
+            labels=np.asarray(flat[month_of_box, box_id], dtype=np.int64),
+            names={int(k): v for k, v in json.loads(biome.biome_names).items()},
+            settings=DetectionSettings(**json.loads(nc.detection_settings)),
+            regression_settings=RegressionSettings(**json.loads(nc.regression_settings)),
+            thresholds=(float(nc.delta_dist), float(nc.delta_var)),
+            delta_dist_abs=float(nc.delta_dist_ward_height),
+            threshold_source=str(nc.threshold_choice),
+            linkage=np.asarray(nc.variables["linkage"][:]),
+            mean=np.asarray(nc.variables["rc_mean"][:]),
+            std=np.asarray(nc.variables["rc_std"][:]),
+            cut_nodes={int(k): int(v) for k, v in json.loads(nc.cut_nodes).items()},
+            merged={int(k): int(v) for k, v in json.loads(nc.merged_biomes).items()},
+            rcs_file=str(nc.monthly_rcs_file),
+            calendar=str(nc.variables["time"].calendar),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels on the native grid (detection and tracking)
+# ---------------------------------------------------------------------------------------------
+def write_native_labels(
+    writer: ProductWriter,
+    product: Product,
+    identity: DatasetIdentity,
+    grid: NativeGrid,
+    months: Sequence[str],
+    calendar: str,
+    lattice_labels: np.ma.MaskedArray,
+    names: Mapping[int, str],
+    long_name: str,
+    ancestors: Sequence[str | os.PathLike],
+    what: str,
+) -> Path:
+    """Write labels on the native grid, one month at a time (each cell takes its box's label).
+
+    Parameters
+    ----------
+    lattice_labels
+        (n_months, n_lat_boxes, n_lon_boxes) labels on the lattice, masked where none.
+    """
+    flat = np.ma.filled(lattice_labels.reshape(len(months), -1), LABEL_FILL).astype(np.int16)
+    with writer.netcdf(
+        product, identity, ancestors, what, {"box_size_degrees": grid.box_size}
+    ) as file:
+        file.time_axis(months, calendar)
+        dims, coordinates = file.native_axes(grid)
+        variable = Variable(
+            "biome", ("time", *dims), np.int16, long_name, "1", LABEL_FILL,
+            attributes={**flag_attributes(names),
+                        **({"coordinates": coordinates} if coordinates else {})},
+        )  # fmt: skip
+        file.define(variable)
+        for t in range(len(months)):
+            native = grid.to_native(flat[t], LABEL_FILL)
+            file.write(variable, np.ma.masked_equal(native, LABEL_FILL), t)
+    return file.path
+
+
+def read_native_labels(
+    path: str | os.PathLike, product: Product
+) -> tuple[DatasetIdentity, tuple[str, ...], np.ma.MaskedArray, dict[int, str]]:
+    """Read labels on the native grid: identity, months, labels (time, ...), biome names."""
+    with _open_product(path, product) as nc:
+        biome = nc.variables["biome"]
+        return (
+            _identity(nc),
+            tuple(month_labels(nc.variables["time"])),
+            biome[:],
+            {int(k): v for k, v in json.loads(biome.biome_names).items()},
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Tracked biomes (tracking stage)
+# ---------------------------------------------------------------------------------------------
+def write_tracked_biomes(
+    writer: ProductWriter,
+    identity: DatasetIdentity,
+    tracked: TrackedBiomes,
+    calendar: str,
+    attributes: Mapping[str, Any],
+    ancestors: Sequence[str | os.PathLike],
+    what: str,
+) -> Path:
+    """Write the labels, probabilities, OOD flags and box areas of every month."""
+    product = PRODUCTS["tracked_biomes"]
+    dims = ("time", "lat", "lon")
+    with writer.netcdf(
+        product, identity, ancestors, what, {"box_size_degrees": tracked.box_size, **attributes}
+    ) as file:
+        file.time_axis(tracked.months, calendar)
+        file.lattice_axes(tracked.box_size)
+        file.write(
+            Variable("biome", dims, np.int16, "carbon biome assigned by the biome classifier",
+                     "1", LABEL_FILL, attributes=flag_attributes(tracked.names)),
+            tracked.labels,
+        )  # fmt: skip
+        file.write(
+            Variable("biome_probability", dims, np.float32,
+                     "softmax probability of the assigned biome", "1", np.float32(FLOAT_FILL)),
+            tracked.probability,
+        )  # fmt: skip
+        file.write(
+            Variable("out_of_distribution", dims, np.int8,
+                     "box regression coefficients outside the training distribution "
+                     "(Mahalanobis distance to the nearest biome centroid beyond the training "
+                     "quantile)", "1", -1,
+                     attributes={"flag_values": [0, 1],
+                                 "flag_meanings": "in_distribution out_of_distribution"}),
+            tracked.ood,
+        )  # fmt: skip
+        file.write(
+            Variable("ocean_area", dims, np.float64, "ocean area of the classified box", "m2",
+                     FLOAT_FILL),
+            tracked.box_area,
+        )  # fmt: skip
+    return file.path
+
+
+def read_tracked_biomes(path: str | os.PathLike) -> TrackedBiomes:
+    """Read :func:`write_tracked_biomes`'s file back."""
+    with _open_product(path, PRODUCTS["tracked_biomes"]) as nc:
+        biome = nc.variables["biome"]
+        return TrackedBiomes(
+            dataset=str(nc.dataset_alias),
+            months=month_labels(nc.variables["time"]),
+            labels=np.ma.asarray(biome[:]),
+            probability=np.ma.asarray(nc.variables["biome_probability"][:]),
+            ood=np.ma.asarray(nc.variables["out_of_distribution"][:]),
+            box_area=np.ma.asarray(nc.variables["ocean_area"][:]),
+            names={int(k): v for k, v in json.loads(biome.biome_names).items()},
+            box_size=float(nc.box_size_degrees),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+def read_table(path: str | os.PathLike, product: Product) -> list[dict[str, str]]:
+    """Read a table product, checking its columns.
+
+    Raises
+    ------
+    ProductError
+        When the header is not the product's.
+    """
+    header, rows = read_csv(path)
+    if product.columns and tuple(header) != product.columns:
+        raise ProductError(
+            f"{path} does not have the columns of the {product.name} table: {header}"
+        )
+    return rows
