@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from carbon_biomes.clustering import (
+from carbon_biomes.core.clustering import (
     DEFAULT_DELTA_DISTS_ROOT,
     DEFAULT_DELTA_VARS,
     PAPER_DELTA_DISTS,
@@ -41,7 +41,7 @@ from carbon_biomes.clustering import (
     threshold_scan,
     ward_linkage,
 )
-from carbon_biomes.regression import (
+from carbon_biomes.core.regression import (
     box_index,
     box_regression,
     box_regression_loop,

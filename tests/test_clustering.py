@@ -10,7 +10,7 @@ from scipy.cluster.hierarchy import dendrogram, fcluster, leaves_list, linkage, 
 from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 
-from carbon_biomes.clustering import (
+from carbon_biomes.core.clustering import (
     DEFAULT_DELTA_DISTS_ROOT,
     DEFAULT_DELTA_VARS,
     PAPER_DELTA_DISTS,

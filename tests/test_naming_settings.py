@@ -3,9 +3,17 @@
 import numpy as np
 import pytest
 
-from carbon_biomes.naming import biome_signatures, flag_meaning, name_biomes, roman
-from carbon_biomes.output import flag_attributes
-from carbon_biomes.settings import DetectionSettings, SettingsError
+from carbon_biomes.core.classifier import ClassifierSettings
+from carbon_biomes.core.detection import DetectionSettings
+from carbon_biomes.core.errors import SettingsError
+from carbon_biomes.core.monthly_regression import RegressionSettings
+from carbon_biomes.core.naming import biome_signatures, flag_meaning, name_biomes, roman
+from carbon_biomes.workflow.products import flag_attributes
+from carbon_biomes.workflow.settings import (
+    DetectionScriptSettings,
+    RegressionScriptSettings,
+    TrackingScriptSettings,
+)
 
 
 def test_roman():
@@ -55,29 +63,64 @@ def test_flag_attributes_are_cf_words():
     assert flag_meaning("SUBTR II") == "SUBTR_II"
 
 
-def test_detection_settings_defaults_and_validation():
-    settings = DetectionSettings.from_cfg({"run_dir": "x", "work_dir": "y", "plot_dir": "z"})
-    assert settings.box_size == 2.0 and settings.alpha == 0.04
-    assert settings.outlier_filter["fco2_max"] == 500.0
-    assert settings.thresholds == "auto" and settings.dist_scale == "root"
-    paper = DetectionSettings.from_cfg({"thresholds": "paper"})
+def test_settings_defaults_come_from_library_constants():
+    from carbon_biomes.core import clustering, detection, regression
+
+    esmvalcore = {"run_dir": "x", "work_dir": "y", "plot_dir": "z", "scheduler_address": "tcp://a"}
+    reg = RegressionScriptSettings.from_cfg(esmvalcore).regression
+    assert reg.box_size == regression.DEFAULT_BOX_SIZE == 2.0
+    assert reg.alpha == regression.DEFAULT_ALPHA == 0.04
+    assert reg.outlier_filter == regression.DEFAULT_OUTLIER_FILTER
+    det = DetectionScriptSettings.from_cfg(esmvalcore).detection
+    assert det.thresholds == "auto" and det.dist_scale == "root"
+    assert det.scan_delta_dist == clustering.DEFAULT_DELTA_DISTS_ROOT
+    assert det.min_biome_size == detection.DEFAULT_MIN_BIOME_SIZE
+    paper = DetectionSettings(thresholds="paper")
     assert paper.thresholds == (25.0, 0.1) and paper.dist_scale == "absolute"
     assert paper.scan_delta_dist == (20.0, 25.0, 28.0, 30.0)
+    assert TrackingScriptSettings.from_cfg(esmvalcore).network == ClassifierSettings()
     import datetime
 
-    assert DetectionSettings(reference_months=datetime.date(2009, 1, 1)).reference_months == (
-        "2009-01",
-    )
-    for bad in (
-        {"box_size": -2},
-        {"reference_months": ["2009-13"]},
-        {"thresholds": [1]},
-        {"spread": "max"},
-        {"outlier_filter": {"dic_max": 3}},
-        {"bogus": 1},
-    ):
-        with pytest.raises(SettingsError):
-            DetectionSettings.from_cfg(bad)
+    months = DetectionSettings(reference_months=datetime.date(2009, 1, 1)).reference_months
+    assert months == ("2009-01",)
+
+
+@pytest.mark.parametrize(
+    ("cls", "bad", "named"),
+    [
+        (RegressionSettings, {"box_size": -2}, "box_size"),
+        (RegressionSettings, {"box_size": 7}, "box_size"),
+        (RegressionSettings, {"alpha": 1.5}, "alpha"),
+        (RegressionSettings, {"outlier_filter": {"dic_max": 3}}, "outlier_filter"),
+        (RegressionSettings, {"carbon": "preindustrial"}, "carbon"),
+        (DetectionSettings, {"reference_months": ["2009-13"]}, "reference_months"),
+        (DetectionSettings, {"thresholds": [1]}, "thresholds"),
+        (DetectionSettings, {"thresholds": [-1, 0.1]}, "delta_dist"),
+        (DetectionSettings, {"spread": "max"}, "spread"),
+        (DetectionSettings, {"min_biomes": 9, "max_biomes": 4}, "min_biomes"),
+        (ClassifierSettings, {"dropout": 1.0}, "dropout"),
+        (ClassifierSettings, {"epochs": 0}, "epochs"),
+        (ClassifierSettings, {"optimizer": "rmsprop"}, "optimizer"),
+    ],
+)
+def test_one_validation_style_names_the_setting(cls, bad, named):
+    with pytest.raises(SettingsError, match=named):
+        cls(**bad)
+
+
+@pytest.mark.parametrize(
+    "script", [RegressionScriptSettings, DetectionScriptSettings, TrackingScriptSettings]
+)
+def test_unknown_script_setting_is_refused_with_the_known_ones(script):
+    with pytest.raises(SettingsError, match="unknown setting.*bogus.*known settings"):
+        script.from_cfg({"bogus": 1})
+
+
+def test_regression_months_setting():
+    assert RegressionScriptSettings.from_cfg({}).months == "all"
+    assert RegressionScriptSettings.from_cfg({"months": "2009-01"}).months == ("2009-01",)
+    with pytest.raises(SettingsError, match="months"):
+        RegressionScriptSettings.from_cfg({"months": ["January"]})
 
 
 def test_a_few_icy_boxes_do_not_make_a_biome_ice():

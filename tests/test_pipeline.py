@@ -1,64 +1,38 @@
-"""The detection and tracking scripts' ``main(cfg)`` on generated files, and their input checks."""
+"""The three scripts' ``main(cfg)`` on generated files: inputs, stage contract, reproducibility."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import iris
 import numpy as np
 import pytest
+from conftest import TINY_BOX, load_script, metadata_entries, script_cfg
 
-from carbon_biomes.detection import detect_biomes
-from carbon_biomes.diagnostic import DiagnosticError
-from carbon_biomes.inputs import load_dataset_fields
-from carbon_biomes.provenance import missing_records
-from carbon_biomes.sample_data import generate_sample_data
-from carbon_biomes.settings import DetectionSettings
+from carbon_biomes.core import monthly_regression
+from carbon_biomes.core.classifier import BiomeClassifier, ClassifierSettings
+from carbon_biomes.core.detection import DetectionSettings, detect_biomes, pool_reference_boxes
+from carbon_biomes.core.errors import DiagnosticError
+from carbon_biomes.core.monthly_regression import RegressionSettings, regress_months
+from carbon_biomes.core.regression import box_centres
+from carbon_biomes.core.tracking import track_months
+from carbon_biomes.workflow import products
+from carbon_biomes.workflow.identity import DatasetIdentity
+from carbon_biomes.workflow.inputs import load_dataset_fields
+from carbon_biomes.workflow.provenance import missing_records
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "diag_scripts" / "carbon_biomes"
 MODEL = "SYNTH-ESM-A"
+IDENTITY = DatasetIdentity(alias=MODEL, dataset=MODEL, project="CMIP6", exp="historical",
+                           ensemble="r1i1p1f1", grid="gn")  # fmt: skip
+PRODUCTS = products.PRODUCTS
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def input_data(tmp_path_factory):
-    """Metadata entries, as ESMValCore would pass them, of one tiny generated model."""
-    root = tmp_path_factory.mktemp("data")
-    generate_sample_data(root, models=[MODEL], years=(2009, 2009), resolution=2.0)
-    entries = {}
-    for path in sorted(root.rglob("*.nc")):
-        short_name, mip, dataset = path.name.split("_")[:3]
-        entries[str(path)] = {
-            "filename": str(path), "short_name": short_name, "mip": mip, "dataset": dataset,
-        }  # fmt: skip
-    return entries
-
-
-def _cfg(tmp_path: Path, name: str, input_data: dict, **options) -> dict:
-    cfg = {
-        "run_dir": str(tmp_path / name / "run"),
-        "work_dir": str(tmp_path / name / "work"),
-        "plot_dir": str(tmp_path / name / "plots"),
-        "input_data": input_data,
-        "output_file_type": "png",
-        **options,
-    }
-    for key in ("run_dir", "work_dir", "plot_dir"):
-        Path(cfg[key]).mkdir(parents=True)
-    return cfg
+def _work(cfg: dict) -> Path:
+    return Path(cfg["work_dir"])
 
 
 def test_units_are_converted_and_grid_is_native(input_data):
-    fields = load_dataset_fields(MODEL, list(input_data.values()))
+    fields = load_dataset_fields(IDENTITY, list(input_data.values()))
     month = fields.month(0)
     assert str(fields.cubes["fco2"].units) == "uatm"
     fco2 = np.ma.compressed(month["fco2"])
@@ -66,6 +40,9 @@ def test_units_are_converted_and_grid_is_native(input_data):
     assert 1700 < np.median(np.ma.compressed(month["dic"])) < 2400  # mmol m-3
     assert fields.latitude.ndim == 1 and fields.area is not None
     assert fields.months[0] == "2009-01" and len(fields.months) == 12
+    grid = fields.native_grid(TINY_BOX)
+    assert grid.cell_box.shape == grid.ocean.shape == fields.area.shape
+    assert (grid.cell_box[~grid.ocean] == -1).all() and (grid.cell_box[grid.ocean] >= 0).all()
 
 
 def test_disagreeing_grids_name_dataset_and_variables(input_data, tmp_path):
@@ -76,130 +53,13 @@ def test_disagreeing_grids_name_dataset_and_variables(input_data, tmp_path):
     iris.save(cube[:, ::2, :], bad)
     changed = [e for e in entries if e is not talkos] + [dict(talkos, filename=str(bad))]
     with pytest.raises(DiagnosticError, match=rf"{MODEL}: the grids of tos .* and talkos"):
-        load_dataset_fields(MODEL, changed)
+        load_dataset_fields(IDENTITY, changed)
 
 
 def test_missing_variable_is_named(input_data):
     entries = [e for e in input_data.values() if e["short_name"] != "dissicos"]
     with pytest.raises(DiagnosticError, match=rf"{MODEL}: required variable dissicos"):
-        load_dataset_fields(MODEL, entries)
-
-
-def test_too_few_significant_boxes_names_dataset_and_month(input_data):
-    fields = load_dataset_fields(MODEL, list(input_data.values()))
-    # a 10° box of a 2° grid holds at most 25 cells: none reaches min_points
-    settings = DetectionSettings(box_size=10.0, min_points=30, reference_months=("2009-04",))
-    with pytest.raises(DiagnosticError, match=rf"{MODEL} 2009-04: only \d+ of \d+ boxes"):
-        detect_biomes(fields, settings)
-
-
-def test_detection_finds_coherent_biomes(input_data):
-    fields = load_dataset_fields(MODEL, list(input_data.values()))
-    result = detect_biomes(fields, DetectionSettings(box_size=10.0))
-    assert result.months == ("2009-01",)
-    assert 4 <= result.n_biomes <= 12
-    assert set(np.unique(result.labels)) == set(range(1, result.n_biomes + 1))
-    assert min(np.bincount(result.labels)[1:]) >= result.settings.min_biome_size
-    # the thermally driven family sits at lower latitudes than the DIC-driven one
-    subtropical = [k for k, v in result.names.items() if v.startswith("SUBTR")]
-    subpolar = [k for k, v in result.names.items() if v.startswith("SUBP")]
-    assert subtropical and subpolar
-    lat_of = {k: np.mean(np.abs(result.lat[result.labels == k])) for k in result.names}
-    assert max(lat_of[k] for k in subtropical) < max(lat_of[k] for k in subpolar)
-
-
-@pytest.mark.slow
-def test_scripts_write_complete_reproducible_outputs(input_data, tmp_path):
-    detect = _script("detect_biomes")
-    track = _script("track_biomes")
-    label_files = []
-    for run in ("first", "second"):
-        cfg = _cfg(tmp_path / run, "detection", input_data, box_size=10.0)
-        detect.main(cfg)
-        assert (
-            missing_records(
-                Path(cfg["run_dir"]) / "diagnostic_provenance.yml", cfg["work_dir"], cfg["plot_dir"]
-            )
-            == []
-        )
-        tcfg = _cfg(
-            tmp_path / run, "tracking", input_data, epochs=10, input_files=[cfg["work_dir"]]
-        )
-        track.main(tcfg)
-        assert (
-            missing_records(
-                Path(tcfg["run_dir"]) / "diagnostic_provenance.yml",
-                tcfg["work_dir"],
-                tcfg["plot_dir"],
-            )
-            == []
-        )
-        label_files.append(next(Path(tcfg["work_dir"]).glob(f"{MODEL}_*_tracked_biomes.nc")))
-    first, second = (iris.load(path) for path in label_files)
-    for name in ("biome", "biome_probability", "out_of_distribution"):
-        a = first.extract_cube(iris.NameConstraint(var_name=name)).data
-        b = second.extract_cube(iris.NameConstraint(var_name=name)).data
-        assert np.array_equal(np.ma.getmaskarray(a), np.ma.getmaskarray(b)), name
-        assert np.array_equal(np.ma.filled(a, -9), np.ma.filled(b, -9)), name
-    labels = first.extract_cube(iris.NameConstraint(var_name="biome"))
-    assert labels.shape[0] == 12
-    assert labels.attributes["flag_meanings"]
-
-
-def test_settings_errors_reach_the_user(input_data, tmp_path):
-    detect = _script("detect_biomes")
-    with pytest.raises(ValueError, match="unknown setting"):
-        detect.main(_cfg(tmp_path, "detection", input_data, box_sizes=3))
-
-
-def test_month_without_usable_boxes_gets_missing_labels(input_data, caplog):
-    from carbon_biomes.tracking import BiomeClassifier, TrackingSettings
-    from carbon_biomes.tracking_pipeline import ReferenceBiomes, track_dataset
-
-    fields = load_dataset_fields(MODEL, list(input_data.values()))
-    result = detect_biomes(fields, DetectionSettings(box_size=10.0))
-    classifier = BiomeClassifier(TrackingSettings(epochs=3, hidden_units=(16,))).fit(
-        result.features, result.labels
-    )
-    reference = ReferenceBiomes(
-        dataset=MODEL, months=result.months, features=result.features, labels=result.labels,
-        box_id=result.box_id, month_of_box=result.month_of_box, names=result.names,
-        settings=result.settings, files=(),
-    )  # fmt: skip
-    original = fields.month
-
-    def month_with_a_gap(index, names=None):
-        month = original(index, names)
-        if index == 3:
-            for name in month.fields:
-                month.fields[name] = np.ma.masked_all(month.fields[name].shape)
-        return month
-
-    fields.month = month_with_a_gap
-    with caplog.at_level("WARNING"):
-        tracked = track_dataset(fields, classifier, reference)
-    assert tracked.labels[3].mask.all()
-    assert not tracked.labels[2].mask.all() and not tracked.labels[4].mask.all()
-    assert f"{MODEL} 2009-04: no box passed" in caplog.text
-
-
-def test_pooled_reference_months_are_clustered_together(input_data, tmp_path):
-    from carbon_biomes.tracking_pipeline import read_reference_biomes
-
-    detect = _script("detect_biomes")
-    cfg = _cfg(
-        tmp_path, "detection", input_data, box_size=10.0, reference_months=["2009-01", "2009-07"]
-    )
-    detect.main(cfg)
-    reference = read_reference_biomes(MODEL, [cfg["work_dir"]])
-    assert reference.months == ("2009-01", "2009-07")
-    per_month = np.bincount(reference.month_of_box)
-    assert per_month.size == 2 and per_month.min() > 50
-    # one label set for both months, and the January and July boxes differ in their RCs
-    assert set(np.unique(reference.labels)) == set(reference.names)
-    january = reference.features[reference.month_of_box == 0]
-    july = reference.features[reference.month_of_box == 1]
-    assert not np.allclose(np.median(january, axis=0), np.median(july, axis=0))
+        load_dataset_fields(IDENTITY, entries)
 
 
 def test_wrong_units_are_caught(input_data, tmp_path):
@@ -211,4 +71,155 @@ def test_wrong_units_are_caught(input_data, tmp_path):
     iris.save(cube, bad)
     changed = [e for e in entries if e is not dissicos] + [dict(dissicos, filename=str(bad))]
     with pytest.raises(DiagnosticError, match=rf"{MODEL}: variable dissicos has a median of"):
-        load_dataset_fields(MODEL, changed)
+        load_dataset_fields(IDENTITY, changed)
+
+
+def _regressions(input_data, months=None, **settings):
+    fields = load_dataset_fields(IDENTITY, list(input_data.values()))
+    regression = RegressionSettings(box_size=TINY_BOX, **settings)
+    grid = fields.native_grid(regression.box_size)
+    indices = None if months is None else [fields.month_index(m) for m in months]
+    return list(regress_months(fields.iter_months(None, indices), grid, regression))
+
+
+def test_too_few_significant_boxes_names_dataset_and_month(input_data):
+    # a 10° box of a 2° grid holds at most 25 cells: none reaches min_points
+    regressions = _regressions(input_data, ["2009-04"], min_points=30)
+    with pytest.raises(DiagnosticError, match=rf"{MODEL} 2009-04: only 0 of 0 boxes"):
+        pool_reference_boxes(regressions, MODEL)
+
+
+def test_detection_finds_coherent_biomes(pipeline_run):
+    detected = products.read_detected_biomes(
+        _work(pipeline_run["detection"]) / f"{MODEL}_biomes.nc"
+    )
+    assert detected.months == ("2009-01",)
+    assert set(np.unique(detected.labels)) == set(detected.names)
+    assert min(np.bincount(detected.labels)[1:]) >= detected.settings.min_biome_size
+    # the thermally driven family sits at lower latitudes than the DIC-driven one
+    subtropical = [k for k, v in detected.names.items() if v.startswith("SUBTR")]
+    subpolar = [k for k, v in detected.names.items() if v.startswith("SUBP")]
+    assert subtropical and subpolar
+    lat, _ = box_centres(detected.box_id, detected.regression_settings.box_size)
+    lat_of = {k: np.mean(np.abs(lat[detected.labels == k])) for k in detected.names}
+    assert max(lat_of[k] for k in subtropical) < max(lat_of[k] for k in subpolar)
+
+
+def test_every_output_has_provenance(pipeline_run):
+    for cfg in pipeline_run.values():
+        provenance = Path(cfg["run_dir"]) / "diagnostic_provenance.yml"
+        assert missing_records(provenance, cfg["work_dir"], cfg["plot_dir"]) == []
+
+
+def test_monthly_rcs_exist_for_every_dataset_and_month(pipeline_run):
+    work = _work(pipeline_run["regression"])
+    for model in ("SYNTH-ESM-A", "SYNTH-ESM-B"):
+        rcs = products.read_monthly_rcs(work / f"{model}_monthly_rcs.nc")
+        assert rcs.identity.alias == model
+        assert rcs.months == tuple(f"2009-{m:02d}" for m in range(1, 13))
+        assert all(reg.n_significant > 30 for reg in rcs.iter_months())
+
+
+def test_later_stages_read_the_rcs_and_never_regress(sample_root, run_pipeline, monkeypatch):
+    """Detection and tracking must not call the regression: it ran once, in its own stage."""
+    calls = []
+    original = monthly_regression.regress_month
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].label)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(monthly_regression, "regress_month", counting)
+    cfgs = run_pipeline(metadata_entries(sample_root, (MODEL,)), "regress_once")
+    assert len(calls) == 12  # the regression script: every month once, nothing more after it
+    rcs = products.read_monthly_rcs(_work(cfgs["regression"]) / f"{MODEL}_monthly_rcs.nc")
+    detected = products.read_detected_biomes(_work(cfgs["detection"]) / f"{MODEL}_biomes.nc")
+    tracked = products.read_tracked_biomes(
+        _work(cfgs["tracking"]) / f"{MODEL}_tracked_biomes.nc"
+    )
+    # one precision: detection clustered, and tracking trained on, the stored float64 RCs
+    reference = rcs.regressions(detected.months)[0].kept
+    features = detected.features(rcs)
+    assert features.dtype == np.float64
+    assert np.array_equal(features, reference.slopes[np.searchsorted(reference.box_id,
+                                                                      detected.box_id)])  # fmt: skip
+    # in the reference month every significant box is tracked, since its RCs are the same numbers
+    t = tracked.months.index(detected.months[0])
+    labelled = np.flatnonzero(~np.ma.getmaskarray(tracked.labels[t]).reshape(-1))
+    assert np.array_equal(labelled, reference.box_id)
+
+
+def test_month_without_usable_boxes_gets_missing_labels(input_data, caplog):
+    regressions = _regressions(input_data)
+    boxes = pool_reference_boxes(regressions[:1], MODEL)
+    result = detect_biomes(boxes, DetectionSettings(), MODEL)
+    classifier = BiomeClassifier(ClassifierSettings(epochs=3, hidden_units=(16,)))
+    classifier.fit(boxes.features, result.labels)
+    empty = regressions[3]
+    regressions[3] = type(empty)(
+        month=empty.month, all_boxes=empty.all_boxes,
+        significant=np.zeros_like(empty.significant), stats=empty.stats,
+        n_cells_valid=empty.n_cells_valid, n_cells_outliers=empty.n_cells_outliers,
+    )  # fmt: skip
+    with caplog.at_level("WARNING"):
+        tracked = track_months(regressions, classifier, result.names, TINY_BOX, dataset=MODEL)
+    assert tracked.labels[3].mask.all()
+    assert not tracked.labels[2].mask.all() and not tracked.labels[4].mask.all()
+    assert f"{MODEL} 2009-04: no box passed" in caplog.text
+
+
+def test_pooled_reference_months_are_clustered_together(pipeline_run, tmp_path):
+    cfg = script_cfg(tmp_path, "detection", input_files=[pipeline_run["regression"]["work_dir"]],
+                     reference_months=["2009-01", "2009-07"])  # fmt: skip
+    load_script("detect_biomes").main(cfg)
+    detected = products.read_detected_biomes(_work(cfg) / f"{MODEL}_biomes.nc")
+    assert detected.months == ("2009-01", "2009-07")
+    per_month = np.bincount(detected.month_of_box)
+    assert per_month.size == 2 and per_month.min() > 50
+    # one label set for both months, and the January and July boxes differ in their RCs
+    assert set(np.unique(detected.labels)) == set(detected.names)
+    rcs = products.read_monthly_rcs(
+        Path(pipeline_run["regression"]["work_dir"]) / f"{MODEL}_monthly_rcs.nc"
+    )
+    features = detected.features(rcs)
+    january, july = features[detected.month_of_box == 0], features[detected.month_of_box == 1]
+    assert not np.allclose(np.median(january, axis=0), np.median(july, axis=0))
+
+
+def test_reference_month_outside_the_rcs_is_named(pipeline_run, tmp_path):
+    cfg = script_cfg(tmp_path, "detection", input_files=[pipeline_run["regression"]["work_dir"]],
+                     reference_months=["1990-01"])  # fmt: skip
+    with pytest.raises(DiagnosticError, match=r"SYNTH-ESM-A: month 1990-01 is not in the monthly"):
+        load_script("detect_biomes").main(cfg)
+
+
+def test_detection_without_regression_ancestor_says_what_to_do(tmp_path):
+    cfg = script_cfg(tmp_path, "detection", input_files=[str(tmp_path)])
+    with pytest.raises(products.ProductError, match="_monthly_rcs.nc.*ancestors"):
+        load_script("detect_biomes").main(cfg)
+
+
+def test_settings_errors_reach_the_user(input_data, tmp_path):
+    with pytest.raises(ValueError, match="unknown setting"):
+        load_script("regress_boxes").main(script_cfg(tmp_path, "r", input_data, box_sizes=3))
+
+
+@pytest.mark.slow
+def test_two_runs_give_identical_outputs(sample_root, run_pipeline, pipeline_run):
+    second = run_pipeline(metadata_entries(sample_root), "second")
+    for model in ("SYNTH-ESM-A", "SYNTH-ESM-B"):
+        name = f"{model}_tracked_biomes.nc"
+        a = products.read_tracked_biomes(_work(pipeline_run["tracking"]) / name)
+        b = products.read_tracked_biomes(_work(second["tracking"]) / name)
+        assert a.labels.count() > 1000
+        for field in ("labels", "probability", "ood", "box_area"):
+            x, y = getattr(a, field), getattr(b, field)
+            assert np.array_equal(np.ma.getmaskarray(x), np.ma.getmaskarray(y)), field
+            assert np.array_equal(np.ma.filled(x, -9), np.ma.filled(y, -9)), field
+    for table in ("tracking_metrics.csv",):
+        first = (_work(pipeline_run["tracking"]) / table).read_text().splitlines()
+        again = (_work(second["tracking"]) / table).read_text().splitlines()
+        skip = ("training_seconds",)
+        assert [r for r in first if not any(s in r for s in skip)] == [
+            r for r in again if not any(s in r for s in skip)
+        ]

@@ -5,14 +5,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from carbon_biomes.diagnostic import (
+from carbon_biomes.workflow.diagnostic import (
     DiagnosticError,
     group_metadata,
     load_settings,
     run_diagnostic,
     select_metadata,
 )
-from carbon_biomes.provenance import ProvenanceLogger, missing_records, provenance_record
+from carbon_biomes.workflow.provenance import ProvenanceLogger, missing_records, provenance_record
 
 
 def test_record_has_plural_keys_and_ancestor_list(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import statsmodels.api as sm
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 
-from carbon_biomes.regression import (
+from carbon_biomes.core.regression import (
     BoxRegression,
     box_centres,
     box_index,

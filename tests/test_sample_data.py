@@ -991,20 +991,19 @@ def test_cli_generates_members_and_experiments(
             "--ensembles",
             "r1i1p1f1,r2i1p1f1",
             "--experiments",
-            "historical",
             "esm-hist",
         ]
     )
     assert status == 0
-    assert len(list(tmp_path.rglob("*.nc"))) == 4 * len(ALL_VARS)
+    assert len(list(tmp_path.rglob("*.nc"))) == 2 * len(ALL_VARS)
     out = capsys.readouterr().out
-    assert re.search(r"Wrote 32 files .* for SYNTH-ESM-A", out)
-    assert "exp historical, esm-hist, ensemble r1i1p1f1, r2i1p1f1" in out
-    for experiment in ("historical", "esm-hist"):
-        for ensemble in ("r1i1p1f1", "r2i1p1f1"):
-            run = {"experiment": experiment, "ensemble": ensemble}
-            path = sd.output_path(tmp_path, "SYNTH-ESM-A", "spco2", (2001, 2001), **run)
-            with netCDF4.Dataset(path) as ds:
-                assert ds.experiment_id == experiment
-                assert ds.variant_label == ensemble
-                assert ds.realization_index == int(ensemble[1])
+    assert re.search(r"Wrote 16 files .* for SYNTH-ESM-A", out)
+    assert "activity CMIP, exp esm-hist, ensemble r1i1p1f1, r2i1p1f1" in out
+    for ensemble in ("r1i1p1f1", "r2i1p1f1"):
+        run = {"experiment": "esm-hist", "ensemble": ensemble}
+        path = sd.output_path(tmp_path, "SYNTH-ESM-A", "spco2", (2001, 2001), **run)
+        with netCDF4.Dataset(path) as ds:
+            assert ds.experiment_id == "esm-hist"
+            assert ds.activity_id == "CMIP"
+            assert ds.variant_label == ensemble
+            assert ds.realization_index == int(ensemble[1])

@@ -1,4 +1,4 @@
-"""Tests of carbon_biomes.tracking: the biome-tracking classifier (docs/method.md §3 and §5)."""
+"""Tests of carbon_biomes.core.classifier: the biome-tracking classifier (docs/method.md §3 and §5)."""
 
 import logging
 import subprocess
@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from carbon_biomes.tracking import (
+from carbon_biomes.core.classifier import (
     MISSING_LABEL,
     BiomeClassifier,
     EvaluationReport,
-    TrackingSettings,
+    ClassifierSettings,
     agreement,
     evaluate_predictions,
     grid_search,
@@ -61,13 +61,13 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 def fitted(data: tuple[np.ndarray, np.ndarray]) -> BiomeClassifier:
     """The paper's default architecture and training, trained once per module."""
     x, y = data
-    return BiomeClassifier(TrackingSettings()).fit(x, y)
+    return BiomeClassifier(ClassifierSettings()).fit(x, y)
 
 
 # ----------------------------------------------------------------------------- fast tests
 def test_import_does_not_import_tensorflow() -> None:
     code = (
-        "import sys, carbon_biomes.tracking\n"
+        "import sys, carbon_biomes.core.classifier\n"
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
@@ -75,7 +75,7 @@ def test_import_does_not_import_tensorflow() -> None:
 
 
 def test_settings_defaults_follow_the_paper() -> None:
-    s = TrackingSettings()
+    s = ClassifierSettings()
     assert s.hidden_units == (64, 128, 256, 128, 64)
     assert (s.activation, s.l2, s.dropout, s.optimizer) == ("relu", 0.01, 0.5, "adam")
     assert (s.learning_rate, s.batch_size, s.epochs, s.patience) == (1e-3, 32, 50, 5)
@@ -113,15 +113,15 @@ def test_settings_defaults_follow_the_paper() -> None:
 )
 def test_settings_validation(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
-        TrackingSettings(**{field: value})
+        ClassifierSettings(**{field: value})
 
 
 def test_settings_from_mapping() -> None:
-    s = TrackingSettings.from_mapping({"hidden_units": [8, 4], "grid_epochs": [5]}, seed=1)
+    s = ClassifierSettings.from_mapping({"hidden_units": [8, 4], "grid_epochs": [5]}, seed=1)
     assert s.hidden_units == (8, 4) and s.grid_epochs == (5,) and s.seed == 1
-    assert TrackingSettings.from_mapping(s.to_dict()) == s
+    assert ClassifierSettings.from_mapping(s.to_dict()) == s
     with pytest.raises(ValueError, match="Unknown tracking setting"):
-        TrackingSettings.from_mapping({"hiden_units": [8]})
+        ClassifierSettings.from_mapping({"hiden_units": [8]})
 
 
 def test_required_boxes_per_biome() -> None:
@@ -175,7 +175,7 @@ def test_resolve_small_biomes_merge_picks_nearest_centroid(
     centroids = {k: z[y == k].mean(axis=0) for k in LABELS}
     dist = {k: np.linalg.norm(centroids[k] - centroids[7]) for k in LABELS if k != 7}
     nearest = min(dist, key=dist.get)
-    with caplog.at_level(logging.WARNING, logger="carbon_biomes.tracking"):
+    with caplog.at_level(logging.WARNING, logger="carbon_biomes.core.classifier"):
         new, keep, actions = resolve_small_biomes(x, y, 10, "merge")
     assert keep.all()
     assert len(actions) == 1 and actions[0].biome == 7 and actions[0].n_boxes == 3
@@ -260,7 +260,7 @@ def test_same_seed_gives_identical_results(
     fitted: BiomeClassifier, data: tuple[np.ndarray, np.ndarray], tmp_path: Path
 ) -> None:
     x, y = data
-    again = BiomeClassifier(TrackingSettings()).fit(x, y)
+    again = BiomeClassifier(ClassifierSettings()).fit(x, y)
     x_new, _ = make_boxes(100, seed=5)
     a, b = fitted.predict(x_new), again.predict(x_new)
     np.testing.assert_array_equal(a.labels, b.labels)
@@ -378,8 +378,8 @@ def test_rescale_per_month_removes_a_uniform_shift(
 def test_small_biome_is_merged_or_excluded(strategy: str, caplog: pytest.LogCaptureFixture) -> None:
     x, y = make_boxes([60, 60, 3, 60, 60], seed=1)
     x[y == 7] = MEANS[3] + 0.2 * SPREAD  # planted next to biome 8
-    settings = TrackingSettings(**FAST, small_biome_strategy=strategy)
-    with caplog.at_level(logging.WARNING, logger="carbon_biomes.tracking"):
+    settings = ClassifierSettings(**FAST, small_biome_strategy=strategy)
+    with caplog.at_level(logging.WARNING, logger="carbon_biomes.core.classifier"):
         clf = BiomeClassifier(settings).fit(x, y)
     assert "Biome 7 has only 3 boxes" in caplog.text
     assert clf.classes_.tolist() == [3, 5, 8, 11]
@@ -407,7 +407,7 @@ def test_pooled_months_and_missing_rows_in_fit() -> None:
     y = np.concatenate([y1, y2])
     x[0] = np.nan
     y[1] = MISSING_LABEL
-    clf = BiomeClassifier(TrackingSettings(**FAST)).fit(x, y)
+    clf = BiomeClassifier(ClassifierSettings(**FAST)).fit(x, y)
     rows = np.concatenate(list(clf.split_indices_.values()))
     assert rows.size == 398 and 0 not in rows and 1 not in rows
     assert clf.scaler_.n_samples_seen_ == clf.split_indices_["train"].size
@@ -416,7 +416,7 @@ def test_pooled_months_and_missing_rows_in_fit() -> None:
 @pytest.mark.slow
 def test_grid_search_on_a_tiny_grid() -> None:
     x, y = make_boxes(30, seed=4)
-    settings = TrackingSettings(
+    settings = ClassifierSettings(
         **{**FAST, "epochs": 50},
         cv_folds=2,
         grid_batch_size=(32,),

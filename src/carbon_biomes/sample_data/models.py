@@ -239,7 +239,9 @@ def _experiment(experiment_id: str) -> ExperimentSpec:
 #: Ensemble members (variant labels) generated when none are requested.
 DEFAULT_ENSEMBLES: tuple[str, ...] = ("r1i1p1f1",)
 
-_VARIANT_LABEL = re.compile(r"r([1-9]\d*)i([1-9]\d*)p([1-9]\d*)f([1-9]\d*)")
+_VARIANT_LABEL = re.compile(r"r([1-9][0-9]*)i([1-9][0-9]*)p([1-9][0-9]*)f([1-9][0-9]*)")
+# The run that existed before experiments and members could be chosen.
+_REFERENCE_RUN = ("historical", "r1i1p1f1")
 _VARIANT_HELP = (
     "expected a CMIP6 variant label rNiNpNfN with positive indices and no leading zeros, "
     "e.g. r1i1p1f1 or r2i1p1f1"
@@ -291,10 +293,7 @@ class _Member:
 
         Its random streams and metadata are unchanged, so its files stay bit-identical.
         """
-        return (
-            self.experiment.experiment_id == DEFAULT_EXPERIMENTS[0]
-            and self.variant_label == DEFAULT_ENSEMBLES[0]
-        )
+        return (self.experiment.experiment_id, self.variant_label) == _REFERENCE_RUN
 
     @property
     def label(self) -> str:

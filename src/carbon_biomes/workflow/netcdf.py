@@ -42,7 +42,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CONVENTIONS = "CF-1.10"
+CONVENTIONS = "CF-1.8"
 COMPRESSION: dict[str, Any] = {"zlib": True, "complevel": 4, "shuffle": True}
 REFERENCES = (
     "Mohanty, Patara, Kazempour and Kroeger (2025), Detection and tracking of carbon biomes via "

@@ -77,6 +77,7 @@ __all__ = [
     "read_native_labels",
     "read_table",
     "read_tracked_biomes",
+    "save_figure",
 ]
 
 logger = logging.getLogger(__name__)
@@ -393,7 +394,7 @@ class ProductWriter:
             rows = content if product.columns else content[1]
             written = [write_csv(path, header, rows)]
         elif product.kind == "figure":
-            written = [_save_figure(content, path)]
+            written = [save_figure(content, path)]
         elif product.kind == "model":
             written = _save_classifier(content, path)
         else:
@@ -403,7 +404,7 @@ class ProductWriter:
         return written
 
 
-def _save_figure(fig: Figure, path: Path, dpi: int = 130) -> Path:
+def save_figure(fig: Figure, path: Path, dpi: int = 130) -> Path:
     """Save a figure atomically and close it."""
     import matplotlib.pyplot as plt
 
