@@ -14,6 +14,7 @@ CONFIG_DIR  := $(CURDIR)/esmvaltool_config
 OUTPUT_DIR  := $(CURDIR)/esmvaltool_output
 DEMO_RECIPE := recipes/recipe_carbon_biomes_demo.yml
 PYTEST_ARGS ?=
+DEMO_ARGS   ?=
 
 .PHONY: help env demo sample-data test test-fast lint bench clean distclean
 
@@ -41,7 +42,7 @@ $(SAMPLE_DIR)/.complete: $(STAMP)
 
 demo: $(STAMP) sample-data
 	$(VENV_PY) tools/run_demo.py --recipe $(DEMO_RECIPE) --data $(SAMPLE_DIR) \
-	    --config-dir $(CONFIG_DIR) --output-dir $(OUTPUT_DIR)
+	    --config-dir $(CONFIG_DIR) --output-dir $(OUTPUT_DIR) $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)

@@ -81,8 +81,13 @@ def input_data(sample_root) -> dict[str, dict]:
 def run_pipeline(tmp_path_factory) -> Callable[..., dict[str, dict]]:
     """Run regression, detection and tracking on some input data; returns the three cfgs."""
 
-    def run(input_data: dict, name: str = "run", tracking: bool = True,
-            regression: dict | None = None, detection: dict | None = None) -> dict[str, dict]:  # fmt: skip
+    def run(
+        input_data: dict,
+        name: str = "run",
+        tracking: bool = True,
+        regression: dict | None = None,
+        detection: dict | None = None,
+    ) -> dict[str, dict]:
         root = tmp_path_factory.mktemp(name)
         cfgs = {"regression": script_cfg(root, "regression", input_data, box_size=TINY_BOX,
                                          **(regression or {}))}  # fmt: skip

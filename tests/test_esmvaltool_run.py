@@ -1,8 +1,9 @@
 """End-to-end: `esmvaltool run` of the demo recipe's diagnostics on tiny generated data.
 
-Two synthetic models (regular and curvilinear grid) at 2°, one year, 10° boxes, a short network
-training: exercises ESMValCore's data finding, CMOR checks and preprocessing, both diagnostic
-scripts, their outputs and provenance, and index.html.
+Two ensemble members and a second experiment of one synthetic model (regular grid) plus a second
+model (curvilinear grid), at 2°, one year, 10° boxes, a short network training: exercises
+ESMValCore's data finding, CMOR checks and preprocessing, the dataset identity (aliases) through
+the three diagnostic scripts, their outputs and provenance, and index.html.
 """
 
 from __future__ import annotations
@@ -12,16 +13,26 @@ from pathlib import Path
 import iris
 import numpy as np
 import pytest
+import xarray as xr
 import yaml
 
 from carbon_biomes.esmvalcore_config import latest_run_dir, run_recipe, write_config
-from carbon_biomes.provenance import missing_records
 from carbon_biomes.sample_data import generate_sample_data
+from carbon_biomes.workflow import products
+from carbon_biomes.workflow.provenance import missing_records
 
 pytestmark = pytest.mark.esmvaltool
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 MODELS = ("SYNTH-ESM-A", "SYNTH-ESM-B")
+#: (model, experiment, ensemble) of the recipe: two members and two experiments of model A
+RUNS = (
+    ("SYNTH-ESM-A", "historical", "r1i1p1f1"),
+    ("SYNTH-ESM-A", "historical", "r2i1p1f1"),
+    ("SYNTH-ESM-A", "esm-hist", "r1i1p1f1"),
+    ("SYNTH-ESM-B", "historical", "r1i1p1f1"),
+)
+SCRIPTS = ("regression", "detection", "tracking")
 
 
 def _tiny_recipe(path: Path) -> Path:
@@ -30,13 +41,14 @@ def _tiny_recipe(path: Path) -> Path:
     )
     recipe["datasets"] = [
         {
-            "project": "CMIP6", "dataset": model, "institute": "SYNTH", "exp": "historical",
-            "ensemble": "r1i1p1f1", "grid": "gn", "timerange": "2009/2009",
+            "project": "CMIP6", "dataset": model, "institute": "SYNTH", "exp": exp,
+            "ensemble": ensemble, "grid": "gn", "timerange": "2009/2009",
         }
-        for model in MODELS
+        for model, exp, ensemble in RUNS
     ]  # fmt: skip
     scripts = recipe["diagnostics"]["carbon_biomes"]["scripts"]
-    scripts["detection"].update({"box_size": 10.0, "reference_months": ["2009-01"]})
+    scripts["regression"].update({"box_size": 10.0})
+    scripts["detection"].update({"reference_months": ["2009-01"]})
     scripts["tracking"].update({"epochs": 8, "hidden_units": [32, 32]})
     path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
     return path
@@ -45,13 +57,28 @@ def _tiny_recipe(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def esmvaltool_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    generate_sample_data(root / "data", models=MODELS, years=(2009, 2009), resolution=2.0)
+    generate_sample_data(root / "data", models=["SYNTH-ESM-A"], years=(2009, 2009),
+                         resolution=2.0, ensembles=("r1i1p1f1", "r2i1p1f1"),
+                         experiments=("historical", "esm-hist"))  # fmt: skip
+    generate_sample_data(root / "data", models=["SYNTH-ESM-B"], years=(2009, 2009),
+                         resolution=2.0)  # fmt: skip
     config_dir = root / "config"
-    write_config(config_dir, root / "data", root / "output", max_parallel_tasks=2)
+    write_config(config_dir, root / "data", root / "output", max_parallel_tasks=2,
+                 keep_preprocessed=True)  # fmt: skip
     recipe = _tiny_recipe(root / "recipe_carbon_biomes_tiny.yml")
     result = run_recipe(recipe, config_dir, repository=REPOSITORY)
     run_dir = latest_run_dir(root / "output", recipe)
     return result, run_dir
+
+
+def _aliases(run_dir: Path) -> dict[tuple[str, str, str], str]:
+    """(model, exp, ensemble) -> alias, from ESMValCore's metadata of the preprocessed files."""
+    aliases = {}
+    for metadata in (run_dir / "preproc").rglob("metadata.yml"):
+        for entry in yaml.safe_load(metadata.read_text(encoding="utf-8")).values():
+            key = (entry["dataset"], entry["exp"], entry["ensemble"])
+            aliases[key] = entry["alias"]
+    return aliases
 
 
 def test_run_succeeds_and_writes_index(esmvaltool_run):
@@ -76,7 +103,49 @@ def test_no_online_lookups(esmvaltool_run):
     assert "citation link" not in log
 
 
-@pytest.mark.parametrize("script", ["detection", "tracking"])
+def test_members_and_experiments_are_separate_datasets(esmvaltool_run):
+    """Every output and table row names the right member and experiment."""
+    _, run_dir = esmvaltool_run
+    aliases = _aliases(run_dir)
+    assert set(aliases) == set(RUNS) and len(set(aliases.values())) == len(RUNS)
+    work = run_dir / "work" / "carbon_biomes"
+    for (model, exp, ensemble), alias in aliases.items():
+        for script, product in (("regression", "monthly_rcs"), ("detection", "biomes"),
+                                ("tracking", "tracked_biomes")):  # fmt: skip
+            path = work / script / f"{alias}_{product}.nc"
+            with xr.open_dataset(path) as ds:
+                assert (ds.attrs["dataset_alias"], ds.attrs["dataset"], ds.attrs["experiment"],
+                        ds.attrs["ensemble"]) == (alias, model, exp, ensemble)  # fmt: skip
+        rows = products.read_table(work / "tracking" / f"{alias}_biome_area.csv",
+                                   products.PRODUCTS["biome_area"])  # fmt: skip
+        assert {(r["dataset"], r["model"], r["exp"], r["ensemble"]) for r in rows} == {
+            (alias, model, exp, ensemble)
+        }
+    for script in SCRIPTS:
+        rows = products.read_table(work / script / f"{script}_metrics.csv",
+                                   products.PRODUCTS[f"{script}_metrics"])  # fmt: skip
+        named = {(r["dataset"], r["model"], r["exp"], r["ensemble"]) for r in rows}
+        assert named == {(alias, *key) for key, alias in aliases.items()}
+    # the two members differ (their own noise), and so their RCs
+    a = products.read_monthly_rcs(
+        work / "regression" / f"{aliases[RUNS[0]]}_monthly_rcs.nc"
+    ).regressions(["2009-01"])[0]
+    b = products.read_monthly_rcs(
+        work / "regression" / f"{aliases[RUNS[1]]}_monthly_rcs.nc"
+    ).regressions(["2009-01"])[0]
+    assert not np.array_equal(a.all_boxes.slopes, b.all_boxes.slopes)
+
+
+def test_preprocessed_inputs_are_compressed(esmvaltool_run):
+    _, run_dir = esmvaltool_run
+    import netCDF4
+
+    for path in list((run_dir / "preproc").rglob("spco2*.nc"))[:2]:
+        with netCDF4.Dataset(path) as nc:
+            assert nc.variables["spco2"].filters()["zlib"], path
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_every_output_has_provenance(esmvaltool_run, script):
     _, run_dir = esmvaltool_run
     work = run_dir / "work" / "carbon_biomes" / script
@@ -91,41 +160,34 @@ def test_every_output_has_provenance(esmvaltool_run, script):
         assert path.with_name(f"{path.stem}_provenance.xml").is_file(), path
     for model in MODELS:
         assert any(p.name.startswith(model) and p.suffix == ".nc" for p in outputs), model
-        assert any(p.name.startswith(model) and p.suffix == ".png" for p in outputs), model
+        if script != "regression":  # the regression stage draws no figures
+            assert any(p.name.startswith(model) and p.suffix == ".png" for p in outputs), model
 
 
 def _is_provenance_file(path: Path) -> bool:
     return path.name.endswith(("_provenance.xml", "_citation.bibtex", "_data_citation_info.txt"))
 
 
-def test_detection_outputs_are_cf_and_consistent(esmvaltool_run):
+def test_detection_and_tracking_outputs(esmvaltool_run):
     _, run_dir = esmvaltool_run
-    work = run_dir / "work" / "carbon_biomes" / "detection"
-    for model in MODELS:
-        labels = iris.load_cube(next(work.glob(f"{model}_2009-01_biome_labels.nc")))
-        values = np.ma.compressed(labels.data)
-        flags = labels.attributes["flag_values"]
-        assert set(np.unique(values)) == set(flags)
-        assert len(labels.attributes["flag_meanings"].split()) == len(flags)
-        native = iris.load_cube(next(work.glob(f"{model}_2009-01_biome_labels_native_grid.nc")))
-        assert set(np.unique(np.ma.compressed(native.data))) <= set(flags)
-        regression = iris.load(next(work.glob(f"{model}_2009-01_box_regression.nc")))
-        rc_sst = regression.extract_cube(iris.NameConstraint(var_name="rc_sst"))
-        assert str(rc_sst.units) == "uatm degC-1"
+    work = run_dir / "work" / "carbon_biomes"
+    for alias in _aliases(run_dir).values():
+        detected = products.read_detected_biomes(work / "detection" / f"{alias}_biomes.nc")
+        labels = iris.load_cube(work / "detection" / f"{alias}_biomes.nc",
+                                iris.NameConstraint(var_name="biome"))  # fmt: skip
+        flags = set(labels.attributes["flag_values"])
+        values = set(np.unique(np.ma.compressed(labels.data)))
+        assert values == flags == set(detected.names) and len(flags) >= 2
+        native = iris.load_cube(work / "detection" / f"{alias}_biomes_native_grid.nc")
+        assert set(np.unique(np.ma.compressed(native.data))) == flags  # not an empty file
+        rcs = products.read_monthly_rcs(work / "regression" / f"{alias}_monthly_rcs.nc")
+        january = rcs.regressions(["2009-01"])[0]
         # SST slopes of surface seawater are positive: about 4 % of fCO2 per degree
-        assert np.ma.median(rc_sst.data) > 5.0
-    metrics = (work / "detection_metrics.csv").read_text(encoding="utf-8").splitlines()
-    assert metrics[0] == "dataset,biome,metric,value"
-
-
-def test_tracking_outputs(esmvaltool_run):
-    _, run_dir = esmvaltool_run
-    work = run_dir / "work" / "carbon_biomes" / "tracking"
-    for model in MODELS:
-        cubes = iris.load(next(work.glob(f"{model}_*_tracked_biomes.nc")))
-        labels = cubes.extract_cube(iris.NameConstraint(var_name="biome"))
-        assert labels.shape[0] == 12
-        assert (work / f"{model}_tracking_model.keras").is_file()
-        assert (work / f"{model}_tracking_model.json").is_file()
-    rows = (work / "tracking_metrics.csv").read_text(encoding="utf-8").splitlines()
+        assert np.median(january.kept.slopes[:, 0]) > 5.0
+        tracked = products.read_tracked_biomes(work / "tracking" / f"{alias}_tracked_biomes.nc")
+        assert len(tracked.months) == 12 and tracked.labels.count() > 1000
+        assert (work / "tracking" / f"{alias}_biome_classifier.keras").is_file()
+        assert (work / "tracking" / f"{alias}_biome_classifier.json").is_file()
+    rows = (work / "tracking" / "tracking_metrics.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "dataset,model,ensemble,exp,biome,metric,value"
     assert any(",all,accuracy," in row for row in rows)

@@ -7,7 +7,6 @@ from pathlib import Path
 import iris
 import numpy as np
 import pytest
-from conftest import TINY_BOX, load_script, metadata_entries, script_cfg
 
 from carbon_biomes.core import monthly_regression
 from carbon_biomes.core.classifier import BiomeClassifier, ClassifierSettings
@@ -20,6 +19,7 @@ from carbon_biomes.workflow import products
 from carbon_biomes.workflow.identity import DatasetIdentity
 from carbon_biomes.workflow.inputs import load_dataset_fields
 from carbon_biomes.workflow.provenance import missing_records
+from conftest import TINY_BOX, load_script, metadata_entries, script_cfg
 
 MODEL = "SYNTH-ESM-A"
 IDENTITY = DatasetIdentity(alias=MODEL, dataset=MODEL, project="CMIP6", exp="historical",
@@ -134,15 +134,13 @@ def test_later_stages_read_the_rcs_and_never_regress(sample_root, run_pipeline, 
     assert len(calls) == 12  # the regression script: every month once, nothing more after it
     rcs = products.read_monthly_rcs(_work(cfgs["regression"]) / f"{MODEL}_monthly_rcs.nc")
     detected = products.read_detected_biomes(_work(cfgs["detection"]) / f"{MODEL}_biomes.nc")
-    tracked = products.read_tracked_biomes(
-        _work(cfgs["tracking"]) / f"{MODEL}_tracked_biomes.nc"
-    )
+    tracked = products.read_tracked_biomes(_work(cfgs["tracking"]) / f"{MODEL}_tracked_biomes.nc")
     # one precision: detection clustered, and tracking trained on, the stored float64 RCs
     reference = rcs.regressions(detected.months)[0].kept
     features = detected.features(rcs)
     assert features.dtype == np.float64
-    assert np.array_equal(features, reference.slopes[np.searchsorted(reference.box_id,
-                                                                      detected.box_id)])  # fmt: skip
+    position = np.searchsorted(reference.box_id, detected.box_id)
+    assert np.array_equal(features, reference.slopes[position])
     # in the reference month every significant box is tracked, since its RCs are the same numbers
     t = tracked.months.index(detected.months[0])
     labelled = np.flatnonzero(~np.ma.getmaskarray(tracked.labels[t]).reshape(-1))

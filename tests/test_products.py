@@ -8,7 +8,6 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import pytest
-from conftest import TINY_BOX
 
 from carbon_biomes.core.detection import DetectionSettings, detect_biomes, pool_reference_boxes
 from carbon_biomes.core.monthly_regression import RegressionSettings, regress_months
@@ -18,6 +17,7 @@ from carbon_biomes.workflow import products
 from carbon_biomes.workflow.identity import DatasetIdentity
 from carbon_biomes.workflow.inputs import load_dataset_fields
 from carbon_biomes.workflow.provenance import ProvenanceLogger
+from conftest import TINY_BOX
 
 PRODUCTS = products.PRODUCTS
 IDENTITY = DatasetIdentity(alias="SYNTH-ESM-A_r2i1p1f1", dataset="SYNTH-ESM-A", project="CMIP6",

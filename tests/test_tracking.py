@@ -1,5 +1,6 @@
-"""Tests of carbon_biomes.core.classifier: the biome-tracking classifier (docs/method.md §3 and §5)."""
+"""Tests of carbon_biomes.core.classifier, the biome classifier (docs/method.md §3 and §5)."""
 
+import json
 import logging
 import subprocess
 import sys
@@ -11,8 +12,8 @@ import pytest
 from carbon_biomes.core.classifier import (
     MISSING_LABEL,
     BiomeClassifier,
-    EvaluationReport,
     ClassifierSettings,
+    EvaluationReport,
     agreement,
     evaluate_predictions,
     grid_search,
@@ -296,9 +297,17 @@ def test_save_and_load_reproduce_predictions(fitted: BiomeClassifier, tmp_path: 
         np.testing.assert_array_equal(
             loaded.test_metrics_.confusion, fitted.test_metrics_.confusion
         )
+    # the files are what is compared: a loaded model is not the fitted one, and a changed
+    # scaler in the JSON file changes the predictions
+    assert loaded.model_ is not fitted.model_
+    meta = json.loads(written[1].read_text(encoding="utf-8"))
+    meta["scaler"]["mean"] = [m + 5.0 for m in meta["scaler"]["mean"]]
+    written[1].write_text(json.dumps(meta), encoding="utf-8")
+    shifted = load(tmp_path / "model").predict(x_new)
+    assert not np.array_equal(shifted.probabilities, expected.probabilities, equal_nan=True)
     # a directory gets the default stem
     written = fitted.save(tmp_path)
-    assert [p.name for p in written] == ["tracking_model.keras", "tracking_model.json"]
+    assert [p.name for p in written] == ["biome_classifier.keras", "biome_classifier.json"]
     np.testing.assert_array_equal(
         BiomeClassifier.load(tmp_path).predict(x_new).labels, expected.labels
     )

@@ -19,13 +19,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="root of the CMIP6 DRS tree")
     parser.add_argument("--config-dir", type=Path, required=True)
     parser.add_argument("--output-dir", type=Path, required=True)
+    parser.add_argument(
+        "--keep-preprocessed",
+        action="store_true",
+        help="keep ESMValCore's preprocessed copies of the inputs (removed by default)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
     if not (args.data / "CMIP6").is_dir():
         print(f"error: no CMIP6 data under {args.data}; run `make sample-data`", file=sys.stderr)
         return 1
-    config = write_config(args.config_dir, args.data, args.output_dir)
+    config = write_config(
+        args.config_dir, args.data, args.output_dir, keep_preprocessed=args.keep_preprocessed
+    )
     print(f"ESMValCore configuration: {config}")
     before = latest_run_dir(args.output_dir, args.recipe)
     result = run_recipe(args.recipe, args.config_dir, repository=REPOSITORY)

@@ -33,6 +33,7 @@ def write_config(
     *,
     max_parallel_tasks: int = 2,
     log_level: str = "info",
+    keep_preprocessed: bool = False,
 ) -> Path:
     """Write ``config_dir/config.yml`` for CMIP6 data in ESGF layout under ``data_root``.
 
@@ -48,6 +49,9 @@ def write_config(
         Tasks run at once.
     log_level
         Console log level.
+    keep_preprocessed
+        Keep ESMValCore's preprocessed copies of the input data (``preproc/``) after the run;
+        by default they are removed (the diagnostics' products hold what later stages need).
 
     Returns
     -------
@@ -63,7 +67,8 @@ def write_config(
         "max_parallel_tasks": max_parallel_tasks,
         "log_level": log_level,
         "output_file_type": "png",
-        "remove_preproc_dir": False,
+        "remove_preproc_dir": not keep_preprocessed,
+        "compress_netcdf": True,
         "projects": {
             "CMIP6": {
                 "data": {

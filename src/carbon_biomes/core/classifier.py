@@ -85,7 +85,7 @@ MISSING_LABEL: int = 0
 
 _FORMAT_NAME = "carbon_biomes.classifier"
 _FORMAT_VERSION = 1
-_DEFAULT_STEM = "tracking_model"
+_DEFAULT_STEM = "biome_classifier"
 _OPTIMIZERS = ("adam", "sgd")
 _STRATEGIES = ("merge", "exclude")
 _PREDICT_CHUNK = 65536
@@ -1292,7 +1292,7 @@ class BiomeClassifier:
         Parameters
         ----------
         path
-            An existing directory (files ``tracking_model.keras`` and ``tracking_model.json``
+            An existing directory (files ``biome_classifier.keras`` and ``biome_classifier.json``
             are written in it) or a file stem (a ``.keras`` or ``.json`` suffix is stripped);
             missing parent directories are created.
 

@@ -32,7 +32,8 @@ root height instead, which is invariant to the sample size for the same RC distr
 the default of :func:`threshold_scan`, with :data:`DEFAULT_DELTA_DISTS_ROOT` x
 :data:`DEFAULT_DELTA_VARS` (40 pairs, 2-30 biomes at every N tested). The paper grid stays
 available (``dist_scale="absolute"``, :data:`PAPER_DELTA_DISTS`, :data:`PAPER_DELTA_VARS`, rule
-``"faithful"``). :func:`adaptive_cut` itself defaults to absolute heights, as in docs/method.md §2.6.
+``"faithful"``). :func:`adaptive_cut` itself defaults to absolute heights, as in
+docs/method.md §2.6.
 Details in ``benchmarks/RESULTS.md``.
 """
 

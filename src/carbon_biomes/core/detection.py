@@ -136,7 +136,9 @@ class DetectionSettings:
             "absolute": (clustering.PAPER_DELTA_DISTS, clustering.PAPER_DELTA_VARS),
         }[self.dist_scale]
         for key, default in zip(("scan_delta_dist", "scan_delta_var"), defaults, strict=True):
-            values = tuple(check_number(key, v, 0.0) for v in (as_tuple(getattr(self, key)) or default))
+            values = tuple(
+                check_number(key, v, 0.0) for v in (as_tuple(getattr(self, key)) or default)
+            )
             set_(self, key, values)
         check_choice(
             "selection_rule",
@@ -201,7 +203,9 @@ class ReferenceBoxes:
     dropped: Mapping[str, int] = field(default_factory=dict)
 
 
-def pool_reference_boxes(regressions: Sequence[MonthRegression], dataset: str = "") -> ReferenceBoxes:
+def pool_reference_boxes(
+    regressions: Sequence[MonthRegression], dataset: str = ""
+) -> ReferenceBoxes:
     """Pool the significant boxes of the reference months.
 
     Raises
@@ -230,7 +234,9 @@ def pool_reference_boxes(regressions: Sequence[MonthRegression], dataset: str = 
         area=np.concatenate([reg.stats.area[reg.significant] for reg in regressions]),
         sst=np.concatenate([reg.stats.sst[reg.significant] for reg in regressions]),
         ice=(
-            np.concatenate([ice[reg.significant] for ice, reg in zip(ices, regressions, strict=True)])
+            np.concatenate(
+                [ice[reg.significant] for ice, reg in zip(ices, regressions, strict=True)]
+            )
             if all(ice is not None for ice in ices)
             else None
         ),

@@ -1,4 +1,6 @@
-"""The monthly box regression of one dataset: one code path for every stage (docs/method.md §2.1-2.3).
+"""The monthly box regression of one dataset: one code path for every stage.
+
+docs/method.md §2.1-2.3.
 
 Every stage that needs regression coefficients (RCs) gets them from here, computed once per month
 and dataset: the per-cell outlier filter, the box regression of fCO2 on SST, DIC and alkalinity,
@@ -89,7 +91,9 @@ class RegressionSettings:
     min_points: int = DEFAULT_MIN_POINTS
     alpha: float = DEFAULT_ALPHA
     significance_test: str = "all_slopes"
-    outlier_filter: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_OUTLIER_FILTER))
+    outlier_filter: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_OUTLIER_FILTER)
+    )
     carbon: str = "contemporary"
 
     def __post_init__(self) -> None:
@@ -333,7 +337,9 @@ class MonthRegression:
         )
 
 
-def regress_month(month: FieldMonth, grid: NativeGrid, settings: RegressionSettings) -> MonthRegression:
+def regress_month(
+    month: FieldMonth, grid: NativeGrid, settings: RegressionSettings
+) -> MonthRegression:
     """Outlier filter, box regression, significance test and box statistics of one month.
 
     Parameters
@@ -365,7 +371,9 @@ def regress_month(month: FieldMonth, grid: NativeGrid, settings: RegressionSetti
         cell_box=grid.cell_box,
     )
     significant = significant_boxes(result, settings.alpha, settings.significance_test)
-    stats = box_statistics(grid.cell_box, result.box_id, ocean, grid.area, sst, month.fields.get("ice"))
+    stats = box_statistics(
+        grid.cell_box, result.box_id, ocean, grid.area, sst, month.fields.get("ice")
+    )
     return MonthRegression(
         month=month.label,
         all_boxes=result,

@@ -81,7 +81,9 @@ def check_number(
         ok = ok and (value <= high if closed_high else value < high)
     if not ok:
         interval = f"{'[' if closed_low else '('}{low:g}, {high:g}{']' if closed_high else ')'}"
-        raise SettingsError(f"setting '{name}' must be a finite number in {interval}, got {value!r}")
+        raise SettingsError(
+            f"setting '{name}' must be a finite number in {interval}, got {value!r}"
+        )
     return float(value)
 
 

@@ -226,7 +226,7 @@ class NetcdfFile:
         if "bnds" not in self.nc.dimensions:
             self.nc.createDimension("bnds", 2)
         points, bounds = month_bounds(months, calendar)
-        time = self.nc.createVariable("time", "f8", ("time",))
+        time = self.nc.createVariable("time", "f8", ("time",), **COMPRESSION)
         time.standard_name = "time"
         time.long_name = "time"
         time.units = TIME_UNITS
@@ -234,7 +234,7 @@ class NetcdfFile:
         time.axis = "T"
         time.bounds = "time_bnds"
         time[:] = points
-        self.nc.createVariable("time_bnds", "f8", ("time", "bnds"))[:] = bounds
+        self.nc.createVariable("time_bnds", "f8", ("time", "bnds"), **COMPRESSION)[:] = bounds
 
     def lattice_axes(self, box_size: float) -> None:
         """Latitude and longitude (with bounds) of the box lattice anchored at -90/-180."""
@@ -247,27 +247,30 @@ class NetcdfFile:
         ):
             edges = origin + box_size * np.arange(n + 1)
             self.nc.createDimension(name, n)
-            var = self.nc.createVariable(name, "f8", (name,))
+            var = self.nc.createVariable(name, "f8", (name,), **COMPRESSION)
             var.standard_name = standard
             var.long_name = f"{standard} of box centre"
             var.units = units
             var.axis = axis
             var.bounds = f"{name}_bnds"
             var[:] = 0.5 * (edges[:-1] + edges[1:])
-            self.nc.createVariable(f"{name}_bnds", "f8", (name, "bnds"))[:] = np.column_stack(
-                [edges[:-1], edges[1:]]
+            self.nc.createVariable(f"{name}_bnds", "f8", (name, "bnds"), **COMPRESSION)[:] = (
+                np.column_stack([edges[:-1], edges[1:]])
             )
 
     def native_axes(self, grid: NativeGrid) -> tuple[tuple[str, str], str | None]:
-        """The native grid's coordinates; returns its two dimension names and, for curvilinear
-        grids, the value of the data variables' ``coordinates`` attribute."""
+        """Write the native grid's coordinates.
+
+        Returns its two dimension names and, for curvilinear grids, the value of the data
+        variables' ``coordinates`` attribute (None for regular grids).
+        """
         if not grid.is_curvilinear:
             for name, values, bounds, standard, units, axis in (
                 ("lat", grid.latitude, grid.latitude_bounds, "latitude", "degrees_north", "Y"),
                 ("lon", grid.longitude, grid.longitude_bounds, "longitude", "degrees_east", "X"),
             ):
                 self.nc.createDimension(name, values.size)
-                var = self.nc.createVariable(name, "f8", (name,))
+                var = self.nc.createVariable(name, "f8", (name,), **COMPRESSION)
                 var.standard_name = standard
                 var.long_name = standard
                 var.units = units
@@ -277,15 +280,19 @@ class NetcdfFile:
                     if "bnds" not in self.nc.dimensions:
                         self.nc.createDimension("bnds", 2)
                     var.bounds = f"{name}_bnds"
-                    self.nc.createVariable(f"{name}_bnds", "f8", (name, "bnds"))[:] = bounds
+                    self.nc.createVariable(f"{name}_bnds", "f8", (name, "bnds"), **COMPRESSION)[
+                        :
+                    ] = bounds
             return ("lat", "lon"), None
         ny, nx = grid.shape
         self.nc.createDimension("j", ny)
         self.nc.createDimension("i", nx)
         for name, dim in (("j", ny), ("i", nx)):
-            var = self.nc.createVariable(name, "i4", (name,))
-            var.long_name = f"cell index along the {'second' if name == 'i' else 'first'} " \
+            var = self.nc.createVariable(name, "i4", (name,), **COMPRESSION)
+            var.long_name = (
+                f"cell index along the {'second' if name == 'i' else 'first'} "
                 "dimension of the native grid"
+            )
             var.units = "1"
             var[:] = np.arange(dim)
         for name, values, bounds, standard, units in (

@@ -219,7 +219,11 @@ PRODUCTS: dict[str, Product] = {
             "boxes, area and mean latitude per biome; {what}.",
             statistics=("clustering", "mean"),
             columns=(
-                *IDENTITY_COLUMNS, "biome_number", "biome", "n_boxes", "area_km2",
+                *IDENTITY_COLUMNS,
+                "biome_number",
+                "biome",
+                "n_boxes",
+                "area_km2",
                 "mean_latitude",
                 *(f"rc_{d} [{DRIVER_UNITS[d]}]" for d in DEFAULT_DRIVER_NAMES),
                 *(f"z_{d}" for d in DEFAULT_DRIVER_NAMES),
@@ -241,8 +245,15 @@ PRODUCTS: dict[str, Product] = {
             "Number of boxes, ocean area and fraction of the classified area of every tracked "
             "biome per month; {what}.",
             statistics=("classification", "other"),
-            columns=(*IDENTITY_COLUMNS, "month", "biome_number", "biome", "n_boxes",
-                     "area_km2", "fraction_of_classified_area"),  # fmt: skip
+            columns=(
+                *IDENTITY_COLUMNS,
+                "month",
+                "biome_number",
+                "biome",
+                "n_boxes",
+                "area_km2",
+                "fraction_of_classified_area",
+            ),  # fmt: skip
         ),
         Product(
             "regression_metrics",
@@ -273,34 +284,76 @@ PRODUCTS: dict[str, Product] = {
             statistics=("classification", "other"),
             columns=_metrics_columns(),
         ),
-        Product("biome_map", "{alias}_biome_map", "figure",
-                "Map of the carbon biomes detected; {what}.", plot_types=("geo",),
-                statistics=("clustering",)),
-        Product("dendrogram", "{alias}_dendrogram", "figure",
-                "Ward dendrogram of the standardized regression coefficients, coloured by biome, "
-                "with the cut nodes marked and numbered; {what}.", plot_types=("dendrogram",),
-                statistics=("clustering",)),
-        Product("rc_bars", "{alias}_rc_bars", "figure",
-                "Mean standardized regression coefficients of fCO2 on SST, DIC and alkalinity "
-                "per biome; {what}.", plot_types=("bar",), statistics=("clustering",)),
-        Product("threshold_scan_figure", "{alias}_threshold_scan", "figure",
-                "Heat maps of the threshold scan (number of biomes and scores per Δdist, Δvar; "
-                "the chosen pair outlined); {what}.", plot_types=("heatmap",),
-                statistics=("clustering",)),
-        Product("training", "{alias}_training", "figure",
-                "Loss and accuracy per epoch on the training and validation splits (early "
-                "stopping on the validation loss; dotted: epoch whose weights were restored); "
-                "{what}.", plot_types=("line",), statistics=("classification",)),
-        Product("confusion_matrix", "{alias}_confusion_matrix", "figure",
-                "Confusion matrix of the biome classifier on held-out test boxes (counts; "
-                "colour: fraction of the true biome); {what}.", plot_types=("matrix",),
-                statistics=("classification",)),
-        Product("scores", "{alias}_scores", "figure",
-                "Precision, recall and F1 per biome on held-out test boxes; {what}.",
-                plot_types=("bar",), statistics=("classification",)),
-        Product("tracked_maps", "{alias}_maps", "figure",
-                "Maps of the tracked biomes in four months; {what}.", plot_types=("geo",),
-                statistics=("classification",)),
+        Product(
+            "biome_map",
+            "{alias}_biome_map",
+            "figure",
+            "Map of the carbon biomes detected; {what}.",
+            plot_types=("geo",),
+            statistics=("clustering",),
+        ),
+        Product(
+            "dendrogram",
+            "{alias}_dendrogram",
+            "figure",
+            "Ward dendrogram of the standardized regression coefficients, coloured by biome, "
+            "with the cut nodes marked and numbered; {what}.",
+            plot_types=("dendrogram",),
+            statistics=("clustering",),
+        ),
+        Product(
+            "rc_bars",
+            "{alias}_rc_bars",
+            "figure",
+            "Mean standardized regression coefficients of fCO2 on SST, DIC and alkalinity "
+            "per biome; {what}.",
+            plot_types=("bar",),
+            statistics=("clustering",),
+        ),
+        Product(
+            "threshold_scan_figure",
+            "{alias}_threshold_scan",
+            "figure",
+            "Heat maps of the threshold scan (number of biomes and scores per Δdist, Δvar; "
+            "the chosen pair outlined); {what}.",
+            plot_types=("heatmap",),
+            statistics=("clustering",),
+        ),
+        Product(
+            "training",
+            "{alias}_training",
+            "figure",
+            "Loss and accuracy per epoch on the training and validation splits (early "
+            "stopping on the validation loss; dotted: epoch whose weights were restored); "
+            "{what}.",
+            plot_types=("line",),
+            statistics=("classification",),
+        ),
+        Product(
+            "confusion_matrix",
+            "{alias}_confusion_matrix",
+            "figure",
+            "Confusion matrix of the biome classifier on held-out test boxes (counts; "
+            "colour: fraction of the true biome); {what}.",
+            plot_types=("matrix",),
+            statistics=("classification",),
+        ),
+        Product(
+            "scores",
+            "{alias}_scores",
+            "figure",
+            "Precision, recall and F1 per biome on held-out test boxes; {what}.",
+            plot_types=("bar",),
+            statistics=("classification",),
+        ),
+        Product(
+            "tracked_maps",
+            "{alias}_maps",
+            "figure",
+            "Maps of the tracked biomes in four months; {what}.",
+            plot_types=("geo",),
+            statistics=("classification",),
+        ),
     )  # fmt: skip
 }
 
@@ -673,6 +726,10 @@ def write_monthly_rcs(
 
     Parameters
     ----------
+    writer
+        The script's product writer.
+    identity
+        The dataset.
     regressions
         The months' regressions, in the order of ``months`` (an iterator is consumed once).
     months
@@ -683,6 +740,10 @@ def write_monthly_rcs(
         How the RCs were computed (stored whole).
     with_ice
         Whether the box statistics include sea ice.
+    ancestors
+        Input files (provenance, ``history``).
+    what
+        Caption fragment describing data and settings.
     """
     product = PRODUCTS["monthly_rcs"]
     attributes = {
@@ -760,8 +821,9 @@ class MonthlyRCs:
         """
         if month not in self.months:
             raise DiagnosticError(
-                f"{self.identity.alias}: month {month} is not in the monthly RCs of {self.path.name}, "
-                f"which cover {self.months[0]} to {self.months[-1]} ({len(self.months)} months)"
+                f"{self.identity.alias}: month {month} is not in the monthly RCs of "
+                f"{self.path.name}, which cover {self.months[0]} to {self.months[-1]} "
+                f"({len(self.months)} months)"
             )
         return self.months.index(month)
 
@@ -1045,8 +1107,26 @@ def write_native_labels(
 
     Parameters
     ----------
+    writer
+        The script's product writer.
+    product
+        ``biomes_native_grid`` or ``tracked_biomes_native_grid``.
+    identity
+        The dataset.
+    grid
+        Its native grid with the box of every cell.
+    months, calendar
+        The months of the labels and the calendar of the time axis.
     lattice_labels
         (n_months, n_lat_boxes, n_lon_boxes) labels on the lattice, masked where none.
+    names
+        Biome number -> name.
+    long_name
+        Long name of the label variable.
+    ancestors
+        Input files (provenance, ``history``).
+    what
+        Caption fragment describing data and settings.
     """
     flat = np.ma.filled(lattice_labels.reshape(len(months), -1), LABEL_FILL).astype(np.int16)
     with writer.netcdf(

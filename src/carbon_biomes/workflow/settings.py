@@ -98,8 +98,10 @@ class RegressionScriptSettings:
 
 @dataclass(frozen=True)
 class DetectionScriptSettings:
-    """Options of the detection script (``detect_biomes.py``): the fields of
-    :class:`~carbon_biomes.core.detection.DetectionSettings` at the top level."""
+    """Options of the detection script (``detect_biomes.py``).
+
+    The fields of :class:`~carbon_biomes.core.detection.DetectionSettings` at the top level.
+    """
 
     detection: DetectionSettings
 

@@ -175,4 +175,3 @@ def area_rows(identity: DatasetIdentity, tracked: TrackedBiomes) -> list[list[An
                 ]
             )
     return rows
-
