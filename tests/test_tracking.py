@@ -121,7 +121,7 @@ def test_settings_from_mapping() -> None:
     s = ClassifierSettings.from_mapping({"hidden_units": [8, 4], "grid_epochs": [5]}, seed=1)
     assert s.hidden_units == (8, 4) and s.grid_epochs == (5,) and s.seed == 1
     assert ClassifierSettings.from_mapping(s.to_dict()) == s
-    with pytest.raises(ValueError, match="Unknown tracking setting"):
+    with pytest.raises(ValueError, match="unknown setting.*hiden_units.*biome classifier"):
         ClassifierSettings.from_mapping({"hiden_units": [8]})
 
 
