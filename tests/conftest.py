@@ -77,9 +77,16 @@ def input_data(sample_root) -> dict[str, dict]:
     return metadata_entries(sample_root, ("SYNTH-ESM-A",))
 
 
+class PipelineRun(dict):
+    """The cfg of each script run (by stage), and how often each stage regressed a month."""
+
+    regress_calls: dict[str, int]
+
+
 @pytest.fixture(scope="session")
-def run_pipeline(tmp_path_factory) -> Callable[..., dict[str, dict]]:
-    """Run regression, detection and tracking on some input data; returns the three cfgs."""
+def run_pipeline(tmp_path_factory) -> Callable[..., PipelineRun]:
+    """Run regression, detection and tracking on some input data."""
+    from carbon_biomes.core import monthly_regression
 
     def run(
         input_data: dict,
@@ -87,28 +94,40 @@ def run_pipeline(tmp_path_factory) -> Callable[..., dict[str, dict]]:
         tracking: bool = True,
         regression: dict | None = None,
         detection: dict | None = None,
-    ) -> dict[str, dict]:
+    ) -> PipelineRun:
         root = tmp_path_factory.mktemp(name)
-        cfgs = {"regression": script_cfg(root, "regression", input_data, box_size=TINY_BOX,
-                                         **(regression or {}))}  # fmt: skip
-        load_script("regress_boxes").main(cfgs["regression"])
-        cfgs["detection"] = script_cfg(
-            root, "detection", input_files=[cfgs["regression"]["work_dir"]], **(detection or {})
-        )
-        load_script("detect_biomes").main(cfgs["detection"])
-        if tracking:
-            cfgs["tracking"] = script_cfg(
-                root, "tracking",
-                input_files=[cfgs["regression"]["work_dir"], cfgs["detection"]["work_dir"]],
-                **TINY_NETWORK,
-            )  # fmt: skip
-            load_script("track_biomes").main(cfgs["tracking"])
+        cfgs = PipelineRun()
+        cfgs.regress_calls = {}
+        stages = [
+            ("regression", "regress_boxes", dict(input_data=input_data, box_size=TINY_BOX,
+                                                 **(regression or {}))),
+            ("detection", "detect_biomes", dict(**(detection or {}))),
+            ("tracking", "track_biomes", dict(TINY_NETWORK)),
+        ][: 3 if tracking else 2]  # fmt: skip
+        original = monthly_regression.regress_month
+        for stage, script, options in stages:
+            ancestors = [cfg["work_dir"] for cfg in cfgs.values()]
+            options.setdefault("input_files", ancestors)
+            data = options.pop("input_data", None)
+            cfgs[stage] = script_cfg(root, stage, data, **options)
+            calls = []
+
+            def counting(*args, _calls=calls, **kwargs):
+                _calls.append(1)
+                return original(*args, **kwargs)
+
+            monthly_regression.regress_month = counting
+            try:
+                load_script(script).main(cfgs[stage])
+            finally:
+                monthly_regression.regress_month = original
+            cfgs.regress_calls[stage] = len(calls)
         return cfgs
 
     return run
 
 
 @pytest.fixture(scope="session")
-def pipeline_run(sample_root, run_pipeline) -> dict[str, dict]:
+def pipeline_run(sample_root, run_pipeline) -> PipelineRun:
     """The three scripts run once on both tiny models."""
     return run_pipeline(metadata_entries(sample_root), "pipeline")

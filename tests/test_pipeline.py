@@ -8,7 +8,6 @@ import iris
 import numpy as np
 import pytest
 
-from carbon_biomes.core import monthly_regression
 from carbon_biomes.core.classifier import BiomeClassifier, ClassifierSettings
 from carbon_biomes.core.detection import DetectionSettings, detect_biomes, pool_reference_boxes
 from carbon_biomes.core.errors import DiagnosticError
@@ -120,18 +119,10 @@ def test_monthly_rcs_exist_for_every_dataset_and_month(pipeline_run):
         assert all(reg.n_significant > 30 for reg in rcs.iter_months())
 
 
-def test_later_stages_read_the_rcs_and_never_regress(sample_root, run_pipeline, monkeypatch):
-    """Detection and tracking must not call the regression: it ran once, in its own stage."""
-    calls = []
-    original = monthly_regression.regress_month
-
-    def counting(*args, **kwargs):
-        calls.append(args[0].label)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(monthly_regression, "regress_month", counting)
-    cfgs = run_pipeline(metadata_entries(sample_root, (MODEL,)), "regress_once")
-    assert len(calls) == 12  # the regression script: every month once, nothing more after it
+def test_later_stages_read_the_rcs_and_never_regress(pipeline_run):
+    """The regression ran once, in its own stage; detection and tracking read its product."""
+    assert pipeline_run.regress_calls == {"regression": 24, "detection": 0, "tracking": 0}
+    cfgs = pipeline_run
     rcs = products.read_monthly_rcs(_work(cfgs["regression"]) / f"{MODEL}_monthly_rcs.nc")
     detected = products.read_detected_biomes(_work(cfgs["detection"]) / f"{MODEL}_biomes.nc")
     tracked = products.read_tracked_biomes(_work(cfgs["tracking"]) / f"{MODEL}_tracked_biomes.nc")
