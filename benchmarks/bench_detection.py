@@ -214,6 +214,10 @@ def bench_regression(args: argparse.Namespace) -> list[str]:
     )
     mem = peak_mib(lambda: box_regression(lat, lon, m["fco2"], drivers, args.box))
     n_box = len(res)
+    if n_box == 0:
+        raise SystemExit(
+            f"no box of {args.box}° holds enough cells of a {args.res}° grid: use a larger --box"
+        )
     print(
         f"   {n_cells} valid cells, {n_box} boxes fitted; median {med:.3f} s "
         f"(runs {', '.join(f'{t:.3f}' for t in times)}); peak traced memory {mem:.0f} MiB"

@@ -136,15 +136,6 @@ def test_members_and_experiments_are_separate_datasets(esmvaltool_run):
     assert not np.array_equal(a.all_boxes.slopes, b.all_boxes.slopes)
 
 
-def test_preprocessed_inputs_are_compressed(esmvaltool_run):
-    _, run_dir = esmvaltool_run
-    import netCDF4
-
-    for path in list((run_dir / "preproc").rglob("spco2*.nc"))[:2]:
-        with netCDF4.Dataset(path) as nc:
-            assert nc.variables["spco2"].filters()["zlib"], path
-
-
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_output_has_provenance(esmvaltool_run, script):
     _, run_dir = esmvaltool_run

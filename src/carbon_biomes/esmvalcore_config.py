@@ -52,6 +52,9 @@ def write_config(
     keep_preprocessed
         Keep ESMValCore's preprocessed copies of the input data (``preproc/``) after the run;
         by default they are removed (the diagnostics' products hold what later stages need).
+        They are written uncompressed: ESMValCore chunks a compressed file over many months, and
+        the diagnostics, which read one month at a time, would decompress each chunk again for
+        every month.
 
     Returns
     -------
@@ -68,7 +71,6 @@ def write_config(
         "log_level": log_level,
         "output_file_type": "png",
         "remove_preproc_dir": not keep_preprocessed,
-        "compress_netcdf": True,
         "projects": {
             "CMIP6": {
                 "data": {

@@ -191,11 +191,16 @@ class NetcdfFile:
 
     def define(self, variable: Variable) -> netCDF4.Variable:
         """Create a declared variable (compressed, with its fill value and attributes)."""
+        chunks = None
+        if len(variable.dims) > 1 and variable.dims[0] == "time":
+            # one month per chunk: the readers stream month by month
+            chunks = (1, *(self.nc.dimensions[d].size for d in variable.dims[1:]))
         var = self.nc.createVariable(
             variable.name,
             np.dtype(variable.dtype),
             variable.dims,
             fill_value=variable.fill_value if variable.fill_value is not None else False,
+            chunksizes=chunks,
             **(COMPRESSION if variable.dims else {}),
         )
         if variable.standard_name:
