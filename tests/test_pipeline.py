@@ -126,7 +126,7 @@ def test_later_stages_read_the_rcs_and_never_regress(pipeline_run):
     rcs = products.read_monthly_rcs(_work(cfgs["regression"]) / f"{MODEL}_monthly_rcs.nc")
     detected = products.read_detected_biomes(_work(cfgs["detection"]) / f"{MODEL}_biomes.nc")
     tracked = products.read_tracked_biomes(_work(cfgs["tracking"]) / f"{MODEL}_tracked_biomes.nc")
-    # one precision: detection clustered, and tracking trained on, the stored float64 RCs
+    # one precision: detection clustered, and tracking trained on, the stored RCs
     reference = rcs.regressions(detected.months)[0].kept
     features = detected.features(rcs)
     assert features.dtype == np.float64
@@ -212,3 +212,19 @@ def test_two_runs_give_identical_outputs(sample_root, run_pipeline, pipeline_run
         assert [r for r in first if not any(s in r for s in skip)] == [
             r for r in again if not any(s in r for s in skip)
         ]
+
+
+def test_streamed_months_in_blocks_equal_single_reads(input_data, monkeypatch):
+    from carbon_biomes.workflow import inputs
+
+    fields = load_dataset_fields(IDENTITY, list(input_data.values()))
+    month_bytes = sum(fields.cubes[n].dtype.itemsize * fields.area.size for n in ("fco2", "sst"))
+    monkeypatch.setattr(inputs, "BLOCK_BYTES", 5 * month_bytes)
+    assert fields._block_length(["fco2", "sst"]) == 5
+    streamed = list(fields.iter_months(["fco2", "sst"], [0, 1, 2, 3, 7, 8, 11]))
+    assert [m.label for m in streamed] == [fields.months[i] for i in (0, 1, 2, 3, 7, 8, 11)]
+    for month, index in zip(streamed, (0, 1, 2, 3, 7, 8, 11), strict=True):
+        single = fields.month(index, ["fco2", "sst"])
+        for name in ("fco2", "sst"):
+            assert np.array_equal(month[name].mask, single[name].mask)
+            assert np.array_equal(month[name].filled(0), single[name].filled(0))

@@ -45,14 +45,20 @@ def writer(tmp_path):
         yield products.ProductWriter(cfg, provenance, "test_products.py")
 
 
+#: Exact on file; the fit statistics are stored in single precision and read back as float64.
+EXACT = {"box_id", "lat", "lon", "n"}
+
+
 def _assert_boxes_equal(a: BoxRegression, b: BoxRegression) -> None:
     for f in dataclasses.fields(BoxRegression):
         x, y = getattr(a, f.name), getattr(b, f.name)
-        if isinstance(x, np.ndarray):
-            assert x.dtype == y.dtype or np.issubdtype(x.dtype, np.floating), f.name
-            assert np.array_equal(x, y, equal_nan=True), f.name
-        else:
+        if not isinstance(x, np.ndarray):
             assert x == y, f.name
+        elif f.name in EXACT:
+            assert x.dtype == y.dtype and np.array_equal(x, y), f.name
+        else:  # single precision on file, float64 again when read
+            assert y.dtype == np.float64, f.name
+            np.testing.assert_allclose(y, x, rtol=2e-6, atol=1e-30, err_msg=f.name)
 
 
 def test_monthly_rcs_round_trip(computed, writer):
@@ -71,9 +77,10 @@ def test_monthly_rcs_round_trip(computed, writer):
         assert read.month == original.month
         _assert_boxes_equal(original.all_boxes, read.all_boxes)
         assert np.array_equal(original.significant, read.significant)
-        for name in ("area", "sst", "ice"):
-            assert np.array_equal(getattr(original.stats, name), getattr(read.stats, name),
-                                  equal_nan=True), name  # fmt: skip
+        assert np.array_equal(original.stats.area, read.stats.area)
+        for name in ("sst", "ice"):
+            np.testing.assert_allclose(getattr(read.stats, name), getattr(original.stats, name),
+                                       rtol=2e-6, err_msg=name)  # fmt: skip
         assert (read.n_cells_valid, read.n_cells_outliers) == (
             original.n_cells_valid, original.n_cells_outliers)  # fmt: skip
 

@@ -46,6 +46,9 @@ ANALYSIS_UNITS: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: Most bytes of input data realized at once when months are streamed.
+BLOCK_BYTES = 256 * 2**20
+
 #: Plausible range of the median of each field over the ocean in one month (analysis units): a
 #: median outside it means wrong units or a wrong variable, not an unusual ocean.
 PLAUSIBLE_MEDIANS: dict[str, tuple[float, float]] = {
@@ -146,10 +149,45 @@ class DatasetFields:
     def iter_months(
         self, names: Iterable[str] | None = None, indices: Iterable[int] | None = None
     ) -> Iterator[FieldMonth]:
-        """Realize the months one at a time (all months by default)."""
-        names = list(names) if names is not None else None
-        for index in range(len(self.months)) if indices is None else indices:
-            yield self.month(index, names)
+        """Realize the months one at a time (all months by default).
+
+        Consecutive months are read in blocks that follow the files' time chunks (a compressed
+        file chunked over many months would otherwise be decompressed again for every month),
+        with at most :data:`BLOCK_BYTES` of data in memory.
+        """
+        names = list(self.cubes) if names is None else list(names)
+        order = list(range(len(self.months)) if indices is None else indices)
+        block = self._block_length(names)
+        position = 0
+        while position < len(order):
+            start = order[position]
+            run = 1
+            while (run < block and position + run < len(order)
+                   and order[position + run] == start + run):  # fmt: skip
+                run += 1
+            if run == 1:
+                yield self.month(start, names)
+            else:
+                data = {name: self.cubes[name][start : start + run].data for name in names}
+                for offset in range(run):
+                    fields = {
+                        name: np.ma.masked_invalid(np.ma.asarray(data[name][offset],
+                                                                 dtype=np.float64))
+                        for name in names
+                    }  # fmt: skip
+                    yield FieldMonth(label=self.months[start + offset], fields=fields)
+            position += run
+
+    def _block_length(self, names: Sequence[str]) -> int:
+        """Months per read: the largest time chunk of the files, within the memory bound."""
+        chunk = 1
+        month_bytes = 0
+        for name in names:
+            cube = self.cubes[name]
+            if cube.has_lazy_data():
+                chunk = max(chunk, int(max(cube.lazy_data().chunks[0])))
+            month_bytes += int(np.prod(cube.shape[1:])) * cube.dtype.itemsize
+        return max(1, min(chunk, BLOCK_BYTES // max(month_bytes, 1)))
 
     def month(self, index: int, names: Iterable[str] | None = None) -> FieldMonth:
         """Realize one month of the requested variables (all by default)."""

@@ -642,50 +642,56 @@ def read_native_grid(path: str | os.PathLike) -> tuple[DatasetIdentity, NativeGr
 # Monthly RCs (regression stage)
 # ---------------------------------------------------------------------------------------------
 def _rc_variables(with_ice: bool) -> list[tuple[str, Variable]]:
-    """(field key, variable) of the monthly-RC product, in file order."""
+    """(field key, variable) of the monthly-RC product, in file order.
+
+    Box areas are stored in double precision (they are summed), everything else in single
+    precision (seven significant digits, far finer than the statistical uncertainty of a box
+    fit), which makes the file less than half as large. Every later stage reads these stored
+    values, so detection clusters, and the classifier trains and predicts on, the same numbers;
+    the reader returns them as float64. The t statistics are not stored: the reader derives
+    them (t = RC / stderr).
+    """
     dims = ("time", "lat", "lon")
+    f8, f4 = np.float64, np.float32
+    fill4 = np.float32(FLOAT_FILL)
     out: list[tuple[str, Variable]] = []
     for driver in DEFAULT_DRIVER_NAMES:
         long = _DRIVER_LONG[driver]
         unit = DRIVER_UNITS[driver]
         out += [
-            (f"slopes:{driver}", Variable(f"rc_{driver}", dims, np.float64,
-             f"regression coefficient of fCO2 on {long}", unit, FLOAT_FILL)),
-            (f"stderr:{driver}", Variable(f"stderr_{driver}", dims, np.float64,
-             f"standard error of the regression coefficient on {long}", unit, FLOAT_FILL)),
-            (f"tvalues:{driver}", Variable(f"tvalue_{driver}", dims, np.float64,
-             f"t statistic of the regression coefficient on {long}", "1", FLOAT_FILL)),
-            (f"pvalues:{driver}", Variable(f"pvalue_{driver}", dims, np.float64,
-             f"two-sided t-test p-value of the regression coefficient on {long}", "1",
-             FLOAT_FILL)),
-            (f"vif:{driver}", Variable(f"vif_{driver}", dims, np.float64,
-             f"variance inflation factor of {long}", "1", FLOAT_FILL)),
+            (f"slopes:{driver}", Variable(f"rc_{driver}", dims, f4,
+             f"regression coefficient of fCO2 on {long}", unit, fill4)),
+            (f"stderr:{driver}", Variable(f"stderr_{driver}", dims, f4,
+             f"standard error of the regression coefficient on {long}", unit, fill4)),
+            (f"pvalues:{driver}", Variable(f"pvalue_{driver}", dims, f4,
+             f"two-sided t-test p-value of the regression coefficient on {long}", "1", fill4)),
+            (f"vif:{driver}", Variable(f"vif_{driver}", dims, f4,
+             f"variance inflation factor of {long}", "1", fill4)),
         ]  # fmt: skip
     out += [
-        ("intercept", Variable("intercept", dims, np.float64, "intercept of the fCO2 regression",
-                               "uatm", FLOAT_FILL)),
-        ("r2", Variable("r2", dims, np.float64,
-                        "coefficient of determination of the fCO2 regression", "1", FLOAT_FILL)),
-        ("f_statistic", Variable("f_statistic", dims, np.float64,
-                                 "F statistic of the joint test of the slopes", "1", FLOAT_FILL)),
-        ("f_pvalue", Variable("f_pvalue", dims, np.float64,
-                              "p-value of the joint F-test of the slopes", "1", FLOAT_FILL)),
+        ("intercept", Variable("intercept", dims, f4, "intercept of the fCO2 regression",
+                               "uatm", fill4)),
+        ("r2", Variable("r2", dims, f4,
+                        "coefficient of determination of the fCO2 regression", "1", fill4)),
+        ("f_statistic", Variable("f_statistic", dims, f4,
+                                 "F statistic of the joint test of the slopes", "1", fill4)),
+        ("f_pvalue", Variable("f_pvalue", dims, f4,
+                              "p-value of the joint F-test of the slopes", "1", fill4)),
         ("n", Variable("n_cells", dims, np.int32,
                        "number of native grid cells used in the box fit", "1", -1)),
         ("significant", Variable("significant", dims, np.int8,
                                  "box passes the significance filter", "1", -1,
                                  attributes={"flag_values": [0, 1],
                                              "flag_meanings": "not_significant significant"})),
-        ("area", Variable("ocean_area", dims, np.float64, "ocean area of the box", "m2",
-                          FLOAT_FILL)),
-        ("sst", Variable("box_sst", dims, np.float64,
+        ("area", Variable("ocean_area", dims, f8, "ocean area of the box", "m2", FLOAT_FILL)),
+        ("sst", Variable("box_sst", dims, f4,
                          "area-weighted mean sea surface temperature of the box", "degC",
-                         FLOAT_FILL)),
+                         fill4)),
     ]  # fmt: skip
     if with_ice:
-        out.append(("ice", Variable("box_ice", dims, np.float64,
+        out.append(("ice", Variable("box_ice", dims, f4,
                                     "area-weighted mean sea-ice area fraction of the box", "%",
-                                    FLOAT_FILL)))  # fmt: skip
+                                    fill4)))  # fmt: skip
     return out
 
 
@@ -853,21 +859,26 @@ def _read_month(
         return np.column_stack([values(f"{prefix}_{d}") for d in DEFAULT_DRIVER_NAMES])
 
     lat, lon = box_centres(box_id, settings.box_size)
+    slopes = per_driver("rc").astype(np.float64)
+    stderr = per_driver("stderr").astype(np.float64)
+    n = values("n_cells").astype(np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tvalues = slopes / stderr
     counts = {name: int(nc.variables[name][t]) for name, _ in _MONTH_COUNTS}
     boxes = BoxRegression(
         box_id=box_id,
         lat=lat,
         lon=lon,
-        n=values("n_cells").astype(np.int64),
-        slopes=per_driver("rc"),
-        intercept=values("intercept"),
-        stderr=per_driver("stderr"),
-        tvalues=per_driver("tvalue"),
-        pvalues=per_driver("pvalue"),
-        r2=values("r2"),
-        vif=per_driver("vif"),
-        f_statistic=values("f_statistic"),
-        f_pvalue=values("f_pvalue"),
+        n=n,
+        slopes=slopes,
+        intercept=values("intercept").astype(np.float64),
+        stderr=stderr,
+        tvalues=tvalues,
+        pvalues=per_driver("pvalue").astype(np.float64),
+        r2=values("r2").astype(np.float64),
+        vif=per_driver("vif").astype(np.float64),
+        f_statistic=values("f_statistic").astype(np.float64),
+        f_pvalue=values("f_pvalue").astype(np.float64),
         box_size=settings.box_size,
         driver_names=DEFAULT_DRIVER_NAMES,
         n_dropped_few_points=counts["n_boxes_dropped_few_points"],
@@ -880,8 +891,8 @@ def _read_month(
         significant=values("significant").astype(bool),
         stats=BoxStatistics(
             area=values("ocean_area"),
-            sst=values("box_sst"),
-            ice=values("box_ice") if with_ice else None,
+            sst=values("box_sst").astype(np.float64),
+            ice=values("box_ice").astype(np.float64) if with_ice else None,
         ),
         n_cells_valid=counts["n_cells_valid"],
         n_cells_outliers=counts["n_cells_outliers"],
