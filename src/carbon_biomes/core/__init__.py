@@ -10,5 +10,8 @@ stages, in pipeline order (docs/method.md):
 * :mod:`~carbon_biomes.core.naming` - biome signatures and automatic names;
 * :mod:`~carbon_biomes.core.detection` - detection of the biomes of the reference month(s);
 * :mod:`~carbon_biomes.core.classifier` - the neural-network biome classifier;
-* :mod:`~carbon_biomes.core.tracking` - labelling of every month with the classifier.
+* :mod:`~carbon_biomes.core.tracking` - labelling of every month with the classifier;
+* :mod:`~carbon_biomes.core.regions`, :mod:`~carbon_biomes.core.coverage` and
+  :mod:`~carbon_biomes.core.trends` - the analysis of tracked biomes: regions, cell areas,
+  coverage and frequency maps, Theil-Sen/Mann-Kendall trends (not yet run by a diagnostic).
 """
