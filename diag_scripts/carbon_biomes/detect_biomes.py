@@ -73,8 +73,8 @@ def write_outputs(
     )
     writer.write(PRODUCTS["biome_centroids"], identity, tables.centroid_rows(identity, result),
                  ancestors, what)  # fmt: skip
-    writer.write(PRODUCTS["threshold_scan"], identity, tables.scan_table(identity, result),
-                 ancestors, what)  # fmt: skip
+    writer.write(PRODUCTS["threshold_scan"], identity, tables.scan_rows(identity, result),
+                 ancestors, what, header=tables.scan_columns(result))  # fmt: skip
     months = ", ".join(result.months)
     figure_list = [
         ("biome_map", figures.biome_map_figure(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from carbon_biomes.core.monthly_regression import MonthRegression, regress_months
+from carbon_biomes.core.monthly_regression import regress_months
 from carbon_biomes.workflow import products, tables
 from carbon_biomes.workflow.diagnostic import ProvenanceLogger, run_diagnostic
 from carbon_biomes.workflow.identity import group_by_dataset
@@ -49,13 +49,6 @@ def main(cfg: dict[str, Any]) -> None:
             products.write_native_grid(writer, identity, grid, fields.ancestors, what)
             names = ["fco2", "sst", "dic", "alk"] + (["ice"] if "ice" in fields.cubes else [])
             totals: dict[str, int] = {}
-
-            def counted(stream: Any, totals: dict[str, int] = totals) -> Any:
-                for reg in stream:
-                    reg: MonthRegression
-                    tables.summarize_regressions(totals, reg)
-                    yield reg
-
             stream = regress_months(
                 fields.iter_months(names, indices),
                 grid,
@@ -66,7 +59,7 @@ def main(cfg: dict[str, Any]) -> None:
             products.write_monthly_rcs(
                 writer,
                 identity,
-                counted(stream),
+                tables.tally_regressions(stream, totals),
                 months,
                 fields.calendar,
                 regression,

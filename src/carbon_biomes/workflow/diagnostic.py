@@ -30,8 +30,6 @@ __all__ = [
     "DiagnosticError",
     "ancestor_folders",
     "ProvenanceLogger",
-    "get_diagnostic_filename",
-    "get_plot_filename",
     "group_metadata",
     "load_settings",
     "run_diagnostic",
@@ -176,22 +174,6 @@ def group_metadata(
     elif sort:
         groups = dict(sorted(groups.items(), key=lambda pair: str(pair[0])))
     return groups
-
-
-def _safe_basename(basename: str) -> str:
-    return "".join(char if char.isalnum() or char in "-_." else "_" for char in basename)
-
-
-def get_diagnostic_filename(basename: str, cfg: dict[str, Any], extension: str = "nc") -> Path:
-    """Return ``work_dir/basename.extension`` (characters unsafe in file names replaced)."""
-    return Path(cfg["work_dir"]) / f"{_safe_basename(basename)}.{extension}"
-
-
-def get_plot_filename(basename: str, cfg: dict[str, Any]) -> Path:
-    """Return ``plot_dir/basename.<output_file_type>``."""
-    return (
-        Path(cfg["plot_dir"]) / f"{_safe_basename(basename)}.{cfg.get('output_file_type', 'png')}"
-    )
 
 
 def ancestor_folders(cfg: dict[str, Any]) -> list[Path]:

@@ -170,11 +170,7 @@ class DatasetFields:
             else:
                 data = {name: self.cubes[name][start : start + run].data for name in names}
                 for offset in range(run):
-                    fields = {
-                        name: np.ma.masked_invalid(np.ma.asarray(data[name][offset],
-                                                                 dtype=np.float64))
-                        for name in names
-                    }  # fmt: skip
+                    fields = {name: _analysis_array(data[name][offset]) for name in names}
                     yield FieldMonth(label=self.months[start + offset], fields=fields)
             position += run
 
@@ -194,9 +190,13 @@ class DatasetFields:
         names = list(self.cubes) if names is None else list(names)
         fields = {}
         for name in names:
-            data = self.cubes[name][index].data
-            fields[name] = np.ma.masked_invalid(np.ma.asarray(data, dtype=np.float64))
+            fields[name] = _analysis_array(self.cubes[name][index].data)
         return FieldMonth(label=self.months[index], fields=fields)
+
+
+def _analysis_array(data: Any) -> np.ma.MaskedArray:
+    """One month of a field as float64, masked where missing or not finite."""
+    return np.ma.masked_invalid(np.ma.asarray(data, dtype=np.float64))
 
 
 def _load_cube(filename: str) -> iris.cube.Cube:

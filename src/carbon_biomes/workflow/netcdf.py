@@ -216,7 +216,10 @@ class NetcdfFile:
 
     def write(self, variable: Variable, values: Any, index: Any = slice(None)) -> None:
         """Define ``variable`` when needed and write ``values`` (masked -> fill) at ``index``."""
-        var = self.nc.variables.get(variable.name) or self.define(variable)
+        if variable.name in self.nc.variables:
+            var = self.nc.variables[variable.name]
+        else:
+            var = self.define(variable)
         data = np.ma.asarray(values)
         if variable.fill_value is None and np.ma.is_masked(data):
             raise ValueError(f"variable {variable.name} has no fill value but masked data")

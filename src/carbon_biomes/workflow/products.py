@@ -433,8 +433,13 @@ class ProductWriter:
         content: Any,
         ancestors: Sequence[str | os.PathLike],
         what: str,
+        *,
+        header: Sequence[str] | None = None,
     ) -> list[Path]:
         """Write a table (``content``: rows), figure (a Figure) or model (a fitted classifier).
+
+        A table's columns are the product's; ``header`` gives them for a table whose columns
+        depend on the data (the threshold scan).
 
         Returns
         -------
@@ -443,9 +448,10 @@ class ProductWriter:
         """
         path = self.path(product, identity)
         if product.kind == "table":
-            header = product.columns or content[0]
-            rows = content if product.columns else content[1]
-            written = [write_csv(path, header, rows)]
+            columns = product.columns or header
+            if not columns:
+                raise ValueError(f"table {product.name} declares no columns: pass header")
+            written = [write_csv(path, columns, content)]
         elif product.kind == "figure":
             written = [save_figure(content, path)]
         elif product.kind == "model":

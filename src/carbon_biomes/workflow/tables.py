@@ -6,7 +6,7 @@ Long-format tables start with the identity columns ``dataset`` (the recipe-uniqu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -23,8 +23,9 @@ __all__ = [
     "detection_metrics",
     "metric_rows",
     "regression_metrics",
-    "scan_table",
-    "summarize_regressions",
+    "scan_columns",
+    "scan_rows",
+    "tally_regressions",
     "tracking_metrics",
 ]
 
@@ -60,14 +61,16 @@ def centroid_rows(identity: DatasetIdentity, result: DetectionResult) -> list[li
     ]
 
 
-def scan_table(
-    identity: DatasetIdentity, result: DetectionResult
-) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of the threshold-scan table."""
+def scan_columns(result: DetectionResult) -> list[str]:
+    """Columns of the threshold-scan table (the scan's own quantities after the identity)."""
+    return [*IDENTITY_COLUMNS, *(key for key in result.scan[0] if key != "labels")]
+
+
+def scan_rows(identity: DatasetIdentity, result: DetectionResult) -> list[list[Any]]:
+    """Rows of the threshold-scan table, one per scanned (Δdist, Δvar) pair."""
     keys = [key for key in result.scan[0] if key != "labels"]
     prefix = _identity_values(identity)
-    rows = [[*prefix, *[row[key] for key in keys]] for row in result.scan]
-    return [*IDENTITY_COLUMNS, *keys], rows
+    return [[*prefix, *[row[key] for key in keys]] for row in result.scan]
 
 
 def regression_metrics(
@@ -79,20 +82,24 @@ def regression_metrics(
     return entries
 
 
-def summarize_regressions(totals: dict[str, int], reg: MonthRegression) -> None:
-    """Add one month's box counts to running totals (in place)."""
-    boxes = reg.all_boxes
-    for key, value in (
-        ("n_boxes_fitted", len(boxes)),
-        ("n_boxes_significant", reg.n_significant),
-        ("n_boxes_dropped_few_points", boxes.n_dropped_few_points),
-        ("n_boxes_dropped_singular", boxes.n_dropped_singular),
-        ("n_boxes_dropped_constant_target", boxes.n_dropped_constant_target),
-        ("n_cells_valid", reg.n_cells_valid),
-        ("n_cells_outliers", reg.n_cells_outliers),
-        ("n_months_without_significant_boxes", int(reg.n_significant == 0)),
-    ):
-        totals[key] = totals.get(key, 0) + int(value)
+def tally_regressions(
+    regressions: Iterable[MonthRegression], totals: dict[str, int]
+) -> Iterator[MonthRegression]:
+    """Pass a stream of month regressions through, adding their box counts to ``totals``."""
+    for reg in regressions:
+        boxes = reg.all_boxes
+        for key, value in (
+            ("n_boxes_fitted", len(boxes)),
+            ("n_boxes_significant", reg.n_significant),
+            ("n_boxes_dropped_few_points", boxes.n_dropped_few_points),
+            ("n_boxes_dropped_singular", boxes.n_dropped_singular),
+            ("n_boxes_dropped_constant_target", boxes.n_dropped_constant_target),
+            ("n_cells_valid", reg.n_cells_valid),
+            ("n_cells_outliers", reg.n_cells_outliers),
+            ("n_months_without_significant_boxes", int(reg.n_significant == 0)),
+        ):
+            totals[key] = totals.get(key, 0) + int(value)
+        yield reg
 
 
 def detection_metrics(
