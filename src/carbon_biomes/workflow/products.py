@@ -85,6 +85,7 @@ logger = logging.getLogger(__name__)
 #: Fill value of biome label variables.
 LABEL_FILL = -1
 FLOAT_FILL = 1.0e20
+_UNITS_PER_DRIVER = ", ".join(f"{d}: {DRIVER_UNITS[d]}" for d in DEFAULT_DRIVER_NAMES)
 _DRIVER_LONG = {"sst": "sea surface temperature", "dic": "DIC", "alk": "alkalinity"}
 
 
@@ -1055,21 +1056,24 @@ def write_detected_biomes(
             Variable("linkage", ("merge", "linkage_column"), np.float64,
                      "Ward linkage matrix of the clustered boxes (scipy layout: child, child, "
                      "height, size)", None,
-                     attributes={"comment": "rows of the clustered boxes follow the biome "
-                                 "variable in time, then latitude-major box order"}),
+                     attributes={"comment": "leaves are the clustered boxes in the order of the "
+                                 "biome variable (time, then latitude-major box id); heights "
+                                 "are Ward distances of the standardized RCs (dimensionless)"}),
             result.linkage,
         )  # fmt: skip
         file.write(
             Variable("rc_mean", ("driver",), np.float64,
                      "mean of the raw regression coefficients (standardization)", None,
-                     attributes={"drivers": " ".join(DEFAULT_DRIVER_NAMES)}),
+                     attributes={"drivers": " ".join(DEFAULT_DRIVER_NAMES),
+                                 "units_per_driver": _UNITS_PER_DRIVER}),
             result.mean,
         )  # fmt: skip
         file.write(
             Variable("rc_std", ("driver",), np.float64,
                      "sample standard deviation of the raw regression coefficients "
                      "(standardization)", None,
-                     attributes={"drivers": " ".join(DEFAULT_DRIVER_NAMES)}),
+                     attributes={"drivers": " ".join(DEFAULT_DRIVER_NAMES),
+                                 "units_per_driver": _UNITS_PER_DRIVER}),
             result.std,
         )  # fmt: skip
     return file.path
