@@ -316,9 +316,11 @@ class NetcdfFile:
                 if "vertices" not in self.nc.dimensions:
                     self.nc.createDimension("vertices", bounds.shape[-1])
                 var.bounds = f"vertices_{name}"
-                self.nc.createVariable(
+                vertices = self.nc.createVariable(
                     f"vertices_{name}", "f8", ("j", "i", "vertices"), **COMPRESSION
-                )[:] = bounds
+                )
+                vertices.units = units  # the same as the coordinate's, as CF allows
+                vertices[:] = bounds
         return ("j", "i"), "latitude longitude"
 
 
