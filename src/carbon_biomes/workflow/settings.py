@@ -10,18 +10,32 @@ message naming the key, before any computation.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from carbon_biomes.core.classifier import ClassifierSettings
+from carbon_biomes.core.coverage_statistics import TrendSettings
 from carbon_biomes.core.detection import DetectionSettings
 from carbon_biomes.core.errors import SettingsError
 from carbon_biomes.core.monthly_regression import RegressionSettings
-from carbon_biomes.core.validation import as_tuple, check_bool, check_known_keys, check_month
+from carbon_biomes.core.regions import PAPER_REGIONS, Region, regions_from_settings
+from carbon_biomes.core.validation import (
+    as_tuple,
+    check_bool,
+    check_choice,
+    check_int,
+    check_known_keys,
+    check_month,
+    check_number,
+)
 
 __all__ = [
     "ESMVALCORE_KEYS",
+    "METHODS",
+    "PAPER_PRESET",
+    "AnalysisScriptSettings",
     "DetectionScriptSettings",
     "RegressionScriptSettings",
     "SettingsError",
@@ -51,6 +65,71 @@ ESMVALCORE_KEYS = frozenset(
         "scheduler_address",
     }
 )
+
+
+logger = logging.getLogger(__name__)
+
+#: Values of the ``method`` setting of every script.
+METHODS = ("default", "paper")
+
+#: What ``method: paper`` sets in each script: every faithful option of docs/method.md §5
+#: (keys the recipe gives itself win over the preset).
+PAPER_PRESET: dict[str, dict[str, Any]] = {
+    "regression": {
+        "box_size": 2.0,
+        "alpha": 0.04,
+        "significance_test": "all_slopes",
+    },
+    "detection": {
+        "thresholds": "paper",
+        "dist_scale": "absolute",
+        "spread": "pooled_variance",
+        "min_biome_size": 1,
+    },
+    "tracking": {
+        "hidden_units": [64, 128, 256, 128, 64],
+        "l2": 0.01,
+        "dropout": 0.5,
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+        "batch_size": 32,
+        "epochs": 50,
+        "patience": 5,
+        "rescale_per_month": True,
+    },
+    "analysis": {
+        "regions": [region.name for region in PAPER_REGIONS],
+    },
+}
+
+
+def apply_method(cfg: Mapping[str, Any], script: str) -> dict[str, Any]:
+    """The script's settings with the ``method`` preset filled in (and ``method`` removed).
+
+    ``method: default`` (or no ``method``) leaves the settings as given; ``method: paper`` adds
+    every key of :data:`PAPER_PRESET` for the script that the recipe does not set itself. Keys
+    the recipe sets that differ from the paper's value are logged, so that a run that departs
+    from the paper says so.
+    """
+    settings = dict(cfg)
+    method = check_choice("method", settings.pop("method", "default"), METHODS)
+    if method == "paper":
+        preset = PAPER_PRESET[script]
+        departures = {key: settings[key] for key in preset
+                      if key in settings and settings[key] != preset[key]}  # fmt: skip
+        for key, value in preset.items():
+            settings.setdefault(key, value)
+        logger.info(
+            "method: paper sets %s",
+            ", ".join(f"{key}={value!r}" for key, value in preset.items()),
+        )
+        if departures:
+            logger.warning(
+                "method: paper, but the recipe overrides %s (paper: %s)",
+                ", ".join(f"{k}={v!r}" for k, v in departures.items()),
+                ", ".join(f"{k}={preset[k]!r}" for k in departures),
+            )
+    return settings
 
 
 def _fields(cls: type) -> set[str]:
@@ -84,6 +163,7 @@ class RegressionScriptSettings:
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> RegressionScriptSettings:
         """Split and validate the script's settings."""
+        cfg = apply_method(cfg, "regression")
         own = {"months"}
         check_known_keys(
             "the regression script", set(cfg) - ESMVALCORE_KEYS, own | _fields(RegressionSettings)
@@ -108,6 +188,7 @@ class DetectionScriptSettings:
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> DetectionScriptSettings:
         """Validate the script's settings."""
+        cfg = apply_method(cfg, "detection")
         check_known_keys("the detection script", set(cfg) - ESMVALCORE_KEYS,
                          _fields(DetectionSettings))  # fmt: skip
         return cls(detection=DetectionSettings(**_pick(cfg, DetectionSettings)))
@@ -139,6 +220,7 @@ class TrackingScriptSettings:
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> TrackingScriptSettings:
         """Split and validate the script's settings."""
+        cfg = apply_method(cfg, "tracking")
         own = {"map_months", "native_labels"}
         check_known_keys(
             "the tracking script", set(cfg) - ESMVALCORE_KEYS, own | _fields(ClassifierSettings)
@@ -148,4 +230,89 @@ class TrackingScriptSettings:
             network=network,
             map_months=tuple(check_month("map_months", m) for m in as_tuple(cfg.get("map_months"))),
             native_labels=check_bool("native_labels", cfg.get("native_labels", True)),
+        )
+
+
+#: Physical-context fields (analysis names of :mod:`carbon_biomes.workflow.inputs`): SST,
+#: salinity, mixed-layer depth, sea-ice fraction and fCO2.
+CONTEXT_VARIABLES: tuple[str, ...] = ("sst", "sss", "mld", "ice", "fco2")
+
+
+@dataclass(frozen=True)
+class AnalysisScriptSettings:
+    """Options of the analysis script (``analyse_biomes.py``).
+
+    Attributes
+    ----------
+    regions
+        Regions of the coverage and context statistics (setting ``regions``: names of the
+        default regions and/or mappings ``{name, lat: [south, north], lon: [west, east]}``,
+        see :func:`~carbon_biomes.core.regions.regions_from_settings`); default the paper's
+        four and the global ocean.
+    trends
+        Trend test (settings ``trend_method``: ``hamed_rao``, ``prewhitening`` or ``original``;
+        ``trend_alpha``, default 0.05; ``min_years``, default 10: a shorter period gets no
+        trends, with a log line).
+    low_probability
+        Boxes whose softmax probability is below this (default 0.5) are hatched on the biome
+        maps, like out-of-distribution boxes.
+    frequency_map_months
+        Calendar months (1-12) drawn in the frequency-map figure besides all months together
+        (default January and July); the NetCDF files hold all twelve.
+    native_frequency_maps
+        Also write the frequency maps on the native grid (default true).
+    context_variables
+        Fields averaged per biome and region (default ``sst, sss, mld, ice, fco2``); fields a
+        dataset lacks are skipped with a log line.
+    rc_trend_min_coverage
+        Fraction of the months in which a box must have significant RCs for its RC trend
+        (default 0.5).
+    """
+
+    regions: tuple[Region, ...]
+    trends: TrendSettings = TrendSettings()
+    low_probability: float = 0.5
+    frequency_map_months: tuple[int, ...] = (1, 7)
+    native_frequency_maps: bool = True
+    context_variables: tuple[str, ...] = CONTEXT_VARIABLES
+    rc_trend_min_coverage: float = 0.5
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> AnalysisScriptSettings:
+        """Validate the script's settings."""
+        cfg = apply_method(cfg, "analysis")
+        own = {
+            "regions", "trend_method", "trend_alpha", "min_years", "low_probability",
+            "frequency_map_months", "native_frequency_maps", "context_variables",
+            "rc_trend_min_coverage",
+        }  # fmt: skip
+        check_known_keys("the analysis script", set(cfg) - ESMVALCORE_KEYS, own)
+        trends = TrendSettings(
+            method=cfg.get("trend_method", "hamed_rao"),
+            alpha=cfg.get("trend_alpha", 0.05),
+            min_years=cfg.get("min_years", TrendSettings.min_years),
+        )
+        months = tuple(
+            check_int("frequency_map_months", m, 1)
+            for m in as_tuple(cfg.get("frequency_map_months", (1, 7)))
+        )
+        if any(m > 12 for m in months):
+            raise SettingsError(f"setting 'frequency_map_months' takes months 1-12, got {months}")
+        variables = tuple(as_tuple(cfg.get("context_variables", CONTEXT_VARIABLES)))
+        for name in variables:
+            check_choice("context_variables", name, CONTEXT_VARIABLES)
+        return cls(
+            regions=regions_from_settings(cfg.get("regions")),
+            trends=trends,
+            low_probability=check_number(
+                "low_probability", cfg.get("low_probability", 0.5), 0.0, 1.0
+            ),
+            frequency_map_months=months,
+            native_frequency_maps=check_bool(
+                "native_frequency_maps", cfg.get("native_frequency_maps", True)
+            ),
+            context_variables=variables,
+            rc_trend_min_coverage=check_number(
+                "rc_trend_min_coverage", cfg.get("rc_trend_min_coverage", 0.5), 0.0, 1.0
+            ),
         )
