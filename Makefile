@@ -13,13 +13,15 @@ SAMPLE_DIR  := $(CURDIR)/sample_data
 CONFIG_DIR  := $(CURDIR)/esmvaltool_config
 OUTPUT_DIR  := $(CURDIR)/esmvaltool_output
 DEMO_RECIPE := recipes/recipe_carbon_biomes_demo.yml
+PAPER_RECIPE := recipes/recipe_carbon_biomes_paper.yml
 PYTEST_ARGS ?=
 DEMO_ARGS   ?=
 
-.PHONY: help env demo sample-data test test-fast lint bench clean distclean
+.PHONY: help env demo paper sample-data test test-fast lint bench clean distclean
 
 help:
 	@echo "make demo       set up .venv, generate sample data, run $(DEMO_RECIPE)"
+	@echo "make paper      the same data through $(PAPER_RECIPE) (method: paper)"
 	@echo "make test       set up .venv and run the full test suite (incl. an esmvaltool run)"
 	@echo "make test-fast  tests without the end-to-end esmvaltool run and slow network training"
 	@echo "make lint       ruff"
@@ -42,6 +44,10 @@ $(SAMPLE_DIR)/.complete: $(STAMP)
 
 demo: $(STAMP) sample-data
 	$(VENV_PY) tools/run_demo.py --recipe $(DEMO_RECIPE) --data $(SAMPLE_DIR) \
+	    --config-dir $(CONFIG_DIR) --output-dir $(OUTPUT_DIR) $(DEMO_ARGS)
+
+paper: $(STAMP) sample-data
+	$(VENV_PY) tools/run_demo.py --recipe $(PAPER_RECIPE) --data $(SAMPLE_DIR) \
 	    --config-dir $(CONFIG_DIR) --output-dir $(OUTPUT_DIR) $(DEMO_ARGS)
 
 test: $(STAMP)

@@ -85,7 +85,7 @@ class PipelineRun(dict):
 
 @pytest.fixture(scope="session")
 def run_pipeline(tmp_path_factory) -> Callable[..., PipelineRun]:
-    """Run regression, detection and tracking on some input data."""
+    """Run regression, detection, tracking and analysis on some input data."""
     from carbon_biomes.core import monthly_regression
 
     def run(
@@ -94,6 +94,7 @@ def run_pipeline(tmp_path_factory) -> Callable[..., PipelineRun]:
         tracking: bool = True,
         regression: dict | None = None,
         detection: dict | None = None,
+        analysis: dict | None = None,
     ) -> PipelineRun:
         root = tmp_path_factory.mktemp(name)
         cfgs = PipelineRun()
@@ -103,7 +104,8 @@ def run_pipeline(tmp_path_factory) -> Callable[..., PipelineRun]:
                                                  **(regression or {}))),
             ("detection", "detect_biomes", dict(**(detection or {}))),
             ("tracking", "track_biomes", dict(TINY_NETWORK)),
-        ][: 3 if tracking else 2]  # fmt: skip
+            ("analysis", "analyse_biomes", dict(input_data=input_data, **(analysis or {}))),
+        ][: 4 if tracking else 2]  # fmt: skip
         original = monthly_regression.regress_month
         for stage, script, options in stages:
             ancestors = [cfg["work_dir"] for cfg in cfgs.values()]
@@ -129,5 +131,5 @@ def run_pipeline(tmp_path_factory) -> Callable[..., PipelineRun]:
 
 @pytest.fixture(scope="session")
 def pipeline_run(sample_root, run_pipeline) -> PipelineRun:
-    """The three scripts run once on both tiny models."""
+    """The four scripts run once on both tiny models."""
     return run_pipeline(metadata_entries(sample_root), "pipeline")

@@ -91,7 +91,8 @@ def write_outputs(
         ("scores", figures.scores_figure(
             report, detected.names, f"Per-biome scores on held-out test boxes, {name}")),
         ("tracked_maps", figures.tracked_maps_figure(
-            tracked, maps_months, grid, f"Tracked carbon biomes, {name}")),
+            tracked, maps_months, grid, f"Tracked carbon biomes, {name}",
+            low_probability=settings.low_probability)),
     ]  # fmt: skip
     for product, figure in figure_list:
         writer.write(PRODUCTS[product], identity, figure, ancestors,

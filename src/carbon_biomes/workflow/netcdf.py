@@ -191,6 +191,13 @@ class NetcdfFile:
 
     def define(self, variable: Variable) -> netCDF4.Variable:
         """Create a declared variable (compressed, with its fill value and attributes)."""
+        if variable.dtype is str:
+            # variable-length strings (CF 1.8 labels): no compression filters, no fill value
+            var = self.nc.createVariable(variable.name, str, variable.dims)
+            var.long_name = variable.long_name
+            for key, value in variable.attributes.items():
+                var.setncattr(key, _attribute(value))
+            return var
         chunks = None
         if len(variable.dims) > 1 and variable.dims[0] == "time":
             # one month per chunk: the readers stream month by month
@@ -220,6 +227,9 @@ class NetcdfFile:
             var = self.nc.variables[variable.name]
         else:
             var = self.define(variable)
+        if variable.dtype is str:
+            var[index] = np.asarray(values, dtype=object)
+            return
         data = np.ma.asarray(values)
         if variable.fill_value is None and np.ma.is_masked(data):
             raise ValueError(f"variable {variable.name} has no fill value but masked data")

@@ -348,6 +348,182 @@ PRODUCTS: dict[str, Product] = {
             statistics=("classification",),
         ),
         Product(
+            "coverage",
+            "{alias}_coverage.nc",
+            "netcdf",
+            "Coverage of every tracked biome in every region and month: biome area as a "
+            "percentage of the region's classified area (native cell areas), with the biome "
+            "areas, the classified area and the unclassified percentage of the region's ocean; "
+            "{what}.",
+            title="Regional coverage of the carbon biomes",
+            statistics=("area", "other"),
+        ),
+        Product(
+            "coverage_table",
+            "{alias}_coverage.csv",
+            "table",
+            "Coverage of every tracked biome in every region and month (long format): biome "
+            "area / classified area x 100, biome area, classified area and unclassified "
+            "percentage of the region's ocean; {what}.",
+            statistics=("area", "other"),
+            columns=(
+                *IDENTITY_COLUMNS, "region", "time", "biome_number", "biome",
+                "coverage_percent", "area_km2", "classified_area_km2", "unclassified_percent",
+            ),  # fmt: skip
+        ),
+        Product(
+            "coverage_seasonal_cycle",
+            "{alias}_coverage_seasonal_cycle.csv",
+            "table",
+            "Seasonal cycle of the biome coverage per region: mean and standard deviation over "
+            "the years of each calendar month, with the unclassified percentage; {what}.",
+            statistics=("mean", "stddev"),
+            columns=(
+                *IDENTITY_COLUMNS, "region", "calendar_month", "biome_number", "biome",
+                "coverage_percent_mean", "coverage_percent_std", "n_years",
+                "unclassified_percent_mean", "unclassified_percent_std",
+            ),  # fmt: skip
+        ),
+        Product(
+            "coverage_annual",
+            "{alias}_coverage_annual.csv",
+            "table",
+            "Annual mean coverage of every biome per region (complete years only) and the "
+            "annual mean unclassified percentage; {what}.",
+            statistics=("mean",),
+            columns=(
+                *IDENTITY_COLUMNS, "region", "year", "biome_number", "biome",
+                "coverage_percent", "unclassified_percent",
+            ),  # fmt: skip
+        ),
+        Product(
+            "frequency_maps",
+            "{alias}_frequency_maps.nc",
+            "netcdf",
+            "Biome frequency on the box lattice: per biome, the percentage of years in which a "
+            "box carries it, per calendar month and over all months (among the years in which "
+            "the box is classified); {what}.",
+            title="Frequency of the carbon biomes, box lattice",
+            statistics=("other",),
+        ),
+        Product(
+            "frequency_maps_native_grid",
+            "{alias}_frequency_maps_native_grid.nc",
+            "netcdf",
+            "Biome frequency on the native grid (each cell takes its box's frequency): per "
+            "biome, the percentage of years in which the location carries it, per calendar "
+            "month and over all months; {what}.",
+            title="Frequency of the carbon biomes, native grid",
+            statistics=("other",),
+        ),
+        Product(
+            "physical_context",
+            "{alias}_physical_context.csv",
+            "table",
+            "Area-weighted mean SST, salinity, mixed-layer depth, sea-ice fraction and fCO2 of "
+            "every biome, region and month (also over all classified cells and the whole "
+            "region's ocean), with the area averaged; {what}.",
+            statistics=("mean",),
+            columns=(
+                *IDENTITY_COLUMNS, "region", "time", "biome_number", "biome", "variable",
+                "units", "mean", "area_km2",
+            ),  # fmt: skip
+        ),
+        Product(
+            "physical_context_seasonal_cycle",
+            "{alias}_physical_context_seasonal_cycle.csv",
+            "table",
+            "Seasonal cycle (mean and standard deviation over the years per calendar month) of "
+            "the area-weighted physical context of every biome and region; {what}.",
+            statistics=("mean", "stddev"),
+            columns=(
+                *IDENTITY_COLUMNS, "region", "calendar_month", "biome_number", "biome",
+                "variable", "units", "mean", "std", "n_years",
+            ),  # fmt: skip
+        ),
+        Product(
+            "rc_trends",
+            "{alias}_rc_trends.nc",
+            "netcdf",
+            "Trends of the regression coefficients of fCO2 on SST, DIC and alkalinity: per box "
+            "(deseasonalized monthly RCs) and per biome (area-weighted biome-mean RC), "
+            "Theil-Sen slope per decade with its confidence interval and the autocorrelation-"
+            "corrected Mann-Kendall p-value; {what}.",
+            title="Trends of the box regression coefficients",
+            statistics=("trend",),
+        ),
+        Product(
+            "analysis_metrics",
+            "analysis_metrics.csv",
+            "table",
+            "Analysis metrics in long format: mean coverage, seasonal amplitude and trends "
+            "(Theil-Sen slope per decade, confidence interval, total change, Mann-Kendall "
+            "p-value corrected for autocorrelation) of the deseasonalized, annual-mean and "
+            "calendar-month coverage per region and biome, and trends of the biome-mean "
+            "regression coefficients; {what}.",
+            statistics=("trend", "mean", "other"),
+            columns=(
+                *IDENTITY_COLUMNS, "region", "biome", "quantity", "series", "metric", "value",
+                "units",
+            ),  # fmt: skip
+        ),
+        Product(
+            "coverage_seasonal_cycle_figure",
+            "{alias}_coverage_seasonal_cycle",
+            "figure",
+            "Seasonal cycle of the biome coverage in each region: mean over the years (lines) "
+            "and ± one standard deviation (bands); {what}.",
+            plot_types=("seas", "line"),
+            statistics=("mean", "stddev"),
+        ),
+        Product(
+            "coverage_series",
+            "{alias}_coverage_series",
+            "figure",
+            "Coverage of every biome in each region: monthly (thin) and annual means (markers), "
+            "with the Theil-Sen trend of the deseasonalized series and its Mann-Kendall p-value "
+            "in the legend; {what}.",
+            plot_types=("times",),
+            statistics=("trend",),
+        ),
+        Product(
+            "coverage_bars",
+            "{alias}_coverage_bars",
+            "figure",
+            "Mean coverage per calendar month in each region as stacked bars (summing to 100 % "
+            "of the classified area), with the unclassified percentage of the region's ocean; "
+            "{what}.",
+            plot_types=("bar",),
+            statistics=("mean",),
+        ),
+        Product(
+            "frequency_maps_figure",
+            "{alias}_frequency_maps",
+            "figure",
+            "Maps of the percentage of years in which each box carries each biome, over all "
+            "months and in selected calendar months; {what}.",
+            plot_types=("geo",),
+            statistics=("other",),
+        ),
+        Product(
+            "rc_trend_maps",
+            "{alias}_rc_trend_maps",
+            "figure",
+            "Maps of the trend per decade of each regression coefficient (deseasonalized "
+            "monthly box RCs), stippled where significant; {what}.",
+            plot_types=("geo",),
+            statistics=("trend",),
+        ),
+        Product(
+            "context_seasonal_cycle_figure",
+            "{alias}_context_seasonal_cycle",
+            "figure",
+            "Seasonal cycle of the area-weighted physical context of every biome over the "
+            "global ocean: mean over the years and ± one standard deviation; {what}.",
+            plot_types=("seas", "line"),
+            statistics=("mean", "stddev"),
+        ),
+        Product(
             "tracked_maps",
             "{alias}_maps",
             "figure",
@@ -851,6 +1027,34 @@ class MonthlyRCs:
         """The regression of some months, by ``YYYY-MM``."""
         return list(self.iter_months([self.month_index(m) for m in months]))
 
+    def significant_slopes(self, months: Sequence[str] | None = None) -> np.ma.MaskedArray:
+        """The RCs of the significant boxes on the lattice, month by month.
+
+        Parameters
+        ----------
+        months
+            ``YYYY-MM`` months to read (default all).
+
+        Returns
+        -------
+        numpy.ma.MaskedArray
+            (n_months, n_lat_boxes, n_lon_boxes, n_drivers) float32 slopes in
+            :data:`~carbon_biomes.core.monthly_regression.DRIVER_UNITS`, masked where a box was
+            not fitted or is not significant.
+        """
+        indices = (range(len(self.months)) if months is None
+                   else [self.month_index(m) for m in months])  # fmt: skip
+        with _open_product(self.path, PRODUCTS["monthly_rcs"]) as nc:
+            shape = nc.variables["significant"].shape[1:]
+            out = np.ma.masked_all((len(indices), *shape, len(DEFAULT_DRIVER_NAMES)), np.float32)
+            for i, t in enumerate(indices):
+                keep = np.ma.filled(nc.variables["significant"][t], 0) == 1
+                for d, driver in enumerate(DEFAULT_DRIVER_NAMES):
+                    values = np.ma.filled(nc.variables[f"rc_{driver}"][t].astype(np.float32),
+                                          np.nan)  # fmt: skip
+                    out[i, ..., d] = np.ma.masked_where(~keep | ~np.isfinite(values), values)
+        return out
+
 
 def _read_month(
     nc: Any, t: int, month: str, settings: RegressionSettings, with_ice: bool
@@ -1261,3 +1465,329 @@ def read_table(path: str | os.PathLike, product: Product) -> list[dict[str, str]
             f"{path} does not have the columns of the {product.name} table: {header}"
         )
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Analysis stage: coverage and frequency maps
+# ---------------------------------------------------------------------------------------------
+def _biome_axis(file: NetcdfFile, names: Mapping[int, str]) -> None:
+    """A ``biome`` dimension with the biome numbers as coordinate and their names as labels."""
+    numbers = sorted(names)
+    file.nc.createDimension("biome", len(numbers))
+    file.write(
+        Variable("biome", ("biome",), np.int16, "carbon biome number", "1",
+                 attributes={"biome_names": {str(k): names[k] for k in numbers}}),
+        np.asarray(numbers, dtype=np.int16),
+    )  # fmt: skip
+    file.write(Variable("biome_name", ("biome",), str, "carbon biome name", None),
+               [names[k] for k in numbers])  # fmt: skip
+
+
+def _biome_names(nc: Any) -> dict[int, str]:
+    return {int(k): v for k, v in json.loads(nc.variables["biome"].biome_names).items()}
+
+
+def write_coverage(
+    writer: ProductWriter,
+    identity: DatasetIdentity,
+    table: Any,
+    names: Mapping[int, str],
+    calendar: str,
+    regions: Sequence[Any],
+    ancestors: Sequence[str | os.PathLike],
+    what: str,
+) -> Path:
+    """Write a :class:`~carbon_biomes.core.coverage.CoverageTable` (time x region x biome).
+
+    Parameters
+    ----------
+    writer, identity, ancestors, what
+        As for every product.
+    table
+        The coverage table.
+    names
+        Biome number -> name (the table's biome numbers).
+    calendar
+        Calendar of the time axis (that of the input data).
+    regions
+        The :class:`~carbon_biomes.core.regions.Region` objects (their bounds are stored).
+    """
+    if tuple(sorted(names)) != tuple(table.biome_numbers):
+        raise DiagnosticError(
+            f"{identity.alias}: the coverage table has biomes {table.biome_numbers}, the names "
+            f"{sorted(names)}"
+        )
+    attributes = {
+        "area_source": table.area_source,
+        "regions": json.dumps([region.to_mapping() for region in regions]),
+        "comment": "coverage_percent sums to 100 over the biomes wherever any ocean of the "
+        "region is classified; it is missing in a month without classified ocean",
+    }
+    with writer.netcdf(PRODUCTS["coverage"], identity, ancestors, what, attributes) as file:
+        file.time_axis(list(table.months), calendar)
+        file.nc.createDimension("region", len(table.regions))
+        file.write(Variable("region", ("region",), str, "region name", None), list(table.regions))
+        _biome_axis(file, names)
+        labels = {"coordinates": "region biome_name"}
+        file.write(
+            Variable("coverage_percent", ("time", "region", "biome"), np.float64,
+                     "biome area as a percentage of the region's classified ocean area", "%",
+                     FLOAT_FILL, attributes=labels),
+            np.moveaxis(table.coverage_percent, 1, 0),
+        )  # fmt: skip
+        file.write(
+            Variable("biome_area", ("time", "region", "biome"), np.float64,
+                     "ocean area of the region carrying the biome", "m2", FLOAT_FILL,
+                     attributes=labels),
+            np.moveaxis(table.biome_area, 1, 0),
+        )  # fmt: skip
+        file.write(
+            Variable("classified_area", ("time", "region"), np.float64,
+                     "classified ocean area of the region", "m2", FLOAT_FILL,
+                     attributes={"coordinates": "region"}),
+            table.classified_area.T,
+        )  # fmt: skip
+        file.write(
+            Variable("unclassified_percent", ("time", "region"), np.float64,
+                     "unclassified ocean area as a percentage of the region's ocean area", "%",
+                     FLOAT_FILL, attributes={"coordinates": "region"}),
+            table.unclassified_percent.T,
+        )  # fmt: skip
+        file.write(
+            Variable("region_ocean_area", ("region",), np.float64, "ocean area of the region",
+                     "m2", attributes={"coordinates": "region"}),
+            table.ocean_area,
+        )  # fmt: skip
+    return file.path
+
+
+def read_coverage(path: str | os.PathLike) -> tuple[DatasetIdentity, Any, dict[int, str]]:
+    """Read :func:`write_coverage`'s file: identity, CoverageTable, biome names."""
+    from carbon_biomes.core.coverage import CoverageTable
+
+    with _open_product(path, PRODUCTS["coverage"]) as nc:
+        names = _biome_names(nc)
+        classified = np.ma.filled(nc.variables["classified_area"][:], np.nan).T
+        ocean = np.asarray(nc.variables["region_ocean_area"][:], dtype=np.float64)
+        unclassified = np.ma.filled(nc.variables["unclassified_percent"][:], np.nan).T
+        table = CoverageTable(
+            regions=tuple(str(r) for r in nc.variables["region"][:]),
+            months=tuple(month_labels(nc.variables["time"])),
+            biome_numbers=tuple(sorted(names)),
+            biome_area=np.moveaxis(np.ma.filled(nc.variables["biome_area"][:], np.nan), 0, 1),
+            classified_area=classified,
+            unclassified_area=unclassified / 100.0 * ocean[:, None],
+            ocean_area=ocean,
+            area_source=str(nc.area_source),
+        )
+        return _identity(nc), table, names
+
+
+def write_frequency_maps(
+    writer: ProductWriter,
+    identity: DatasetIdentity,
+    maps: Any,
+    names: Mapping[int, str],
+    box_size: float,
+    ancestors: Sequence[str | os.PathLike],
+    what: str,
+    grid: NativeGrid | None = None,
+) -> Path:
+    """Write :class:`~carbon_biomes.core.coverage.FrequencyMaps` of the box lattice.
+
+    With ``grid``, the native-grid product is written instead: every native ocean cell takes
+    the frequency of its box, written one biome and calendar month at a time.
+    """
+    product = PRODUCTS["frequency_maps" if grid is None else "frequency_maps_native_grid"]
+    with writer.netcdf(
+        product, identity, ancestors, what, {"box_size_degrees": box_size}
+    ) as file:
+        _biome_axis(file, names)
+        file.nc.createDimension("month", 12)
+        file.write(Variable("month", ("month",), np.int16, "calendar month", "1",
+                            attributes={"comment": "1 = January"}),
+                   np.arange(1, 13, dtype=np.int16))  # fmt: skip
+        if grid is None:
+            file.lattice_axes(box_size)
+            dims: tuple[str, ...] = ("lat", "lon")
+            extra: dict[str, Any] = {}
+        else:
+            dims, coordinates = file.native_axes(grid)
+            extra = {"coordinates": coordinates} if coordinates else {}
+        n_space = int(np.prod(maps.overall.shape[1:]))
+
+        def native(values: np.ndarray) -> np.ma.MaskedArray:
+            values = np.asarray(values, dtype=np.float64)
+            if grid is None:
+                return np.ma.masked_invalid(values)
+            return np.ma.masked_invalid(grid.to_native(values.reshape(n_space), np.nan))
+
+        frequency = Variable(
+            "frequency", ("biome", "month", *dims), np.float32,
+            "percentage of the years in which the location carries the biome in the calendar "
+            "month (among the years in which it is classified)", "%", np.float32(FLOAT_FILL),
+            attributes={"coordinates": " ".join(["biome_name", *extra.values()])},
+        )  # fmt: skip
+        overall = Variable(
+            "frequency_all_months", ("biome", *dims), np.float32,
+            "percentage of the classified months in which the location carries the biome", "%",
+            np.float32(FLOAT_FILL),
+            attributes={"coordinates": " ".join(["biome_name", *extra.values()])},
+        )  # fmt: skip
+        years = Variable(
+            "years_classified", ("month", *dims), np.int16,
+            "number of years in which the location is classified in the calendar month", "1",
+            np.int16(-1), attributes=extra,
+        )  # fmt: skip
+        file.define(frequency)
+        file.define(overall)
+        file.define(years)
+        for k in range(len(maps.biome_numbers)):
+            for m in range(12):
+                file.write(frequency, native(maps.monthly[k, m]), (k, m))
+            file.write(overall, native(maps.overall[k]), k)
+        for m in range(12):
+            file.write(years, np.ma.masked_invalid(native(maps.years_classified[m])), m)
+        file.write(Variable("years", ("month",), np.int16,
+                            "number of years of the data holding the calendar month", "1"),
+                   np.asarray(maps.years, dtype=np.int16))  # fmt: skip
+    return file.path
+
+
+def read_frequency_maps(
+    path: str | os.PathLike, product: Product | None = None
+) -> tuple[DatasetIdentity, Any, dict[int, str]]:
+    """Read :func:`write_frequency_maps`'s file: identity, FrequencyMaps, biome names."""
+    from carbon_biomes.core.coverage import FrequencyMaps
+
+    with _open_product(path, product or PRODUCTS["frequency_maps"]) as nc:
+        names = _biome_names(nc)
+        years_classified = np.ma.filled(nc.variables["years_classified"][:].astype(float), 0)
+        return (
+            _identity(nc),
+            FrequencyMaps(
+                biome_numbers=tuple(sorted(names)),
+                monthly=np.ma.filled(nc.variables["frequency"][:].astype(np.float64), np.nan),
+                overall=np.ma.filled(
+                    nc.variables["frequency_all_months"][:].astype(np.float64), np.nan
+                ),
+                years_classified=years_classified.astype(np.int64),
+                months_classified=years_classified.sum(axis=0).astype(np.int64),
+                years=np.asarray(nc.variables["years"][:], dtype=np.int64),
+            ),
+            names,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Analysis stage: trends of the regression coefficients
+# ---------------------------------------------------------------------------------------------
+def write_rc_trends(
+    writer: ProductWriter,
+    identity: DatasetIdentity,
+    trends: Any,
+    names: Mapping[int, str],
+    box_size: float,
+    calendar: str,
+    ancestors: Sequence[str | os.PathLike],
+    what: str,
+) -> Path:
+    """Write :class:`~carbon_biomes.core.rc_trends.RCTrends`: box maps and biome series.
+
+    Per driver ``d``: ``rc_trend_{d}`` (lat, lon) per decade with ``rc_trend_low_{d}`` and
+    ``rc_trend_high_{d}``, ``rc_trend_pvalue_{d}``, ``rc_trend_significant_{d}``, ``n_months_{d}``;
+    and ``biome_rc_{d}`` (time, biome) the area-weighted biome-mean RC with its trend per
+    decade ``biome_rc_trend_{d}`` (biome) and p-value.
+    """
+    from carbon_biomes.core.rc_trends import rc_units
+
+    decadal = trends.decadal()
+    attributes = {
+        "trend_method": trends.method,
+        "trend_alpha": trends.alpha,
+        "min_length": trends.min_length,
+        "min_coverage": trends.min_coverage,
+        "box_size_degrees": box_size,
+        "comment": "box trends: Theil-Sen slope of the deseasonalized monthly RCs of the "
+        "significant boxes against time, Mann-Kendall test corrected for autocorrelation; "
+        "missing where a box has RCs in fewer than min_coverage of the months",
+    }
+    with writer.netcdf(PRODUCTS["rc_trends"], identity, ancestors, what, attributes) as file:
+        file.time_axis(list(trends.months), calendar)
+        file.lattice_axes(box_size)
+        _biome_axis(file, names)
+        lattice = ("lat", "lon")
+        fill = np.float32(FLOAT_FILL)
+        for d, driver in enumerate(trends.driver_names):
+            units = rc_units(driver)
+            per = f"{units} (10 year)-1"  # per decade, in a form UDUNITS parses
+            long = _DRIVER_LONG.get(driver, driver)
+            for name, values, long_name, unit in (
+                (f"rc_trend_{driver}", trends.box_trend[d],
+                 f"trend of the regression coefficient on {long}", per),
+                (f"rc_trend_low_{driver}", trends.box_trend_low[d],
+                 f"lower confidence bound of the trend of the RC on {long}", per),
+                (f"rc_trend_high_{driver}", trends.box_trend_high[d],
+                 f"upper confidence bound of the trend of the RC on {long}", per),
+                (f"rc_trend_pvalue_{driver}", trends.box_p_value[d],
+                 f"Mann-Kendall p-value of the trend of the RC on {long}", "1"),
+            ):  # fmt: skip
+                file.write(Variable(name, lattice, np.float32, long_name, unit, fill), values)
+            file.write(
+                Variable(f"rc_trend_significant_{driver}", lattice, np.int8,
+                         f"trend of the RC on {long} is significant", "1", np.int8(-1),
+                         attributes={"flag_values": [0, 1],
+                                     "flag_meanings": "not_significant significant"}),
+                np.ma.masked_where(~np.isfinite(trends.box_trend[d]),
+                                   trends.box_significant[d].astype(np.int8)),
+            )  # fmt: skip
+            file.write(
+                Variable(f"n_months_{driver}", lattice, np.int16,
+                         f"number of months with a significant RC on {long}", "1"),
+                trends.box_n[d].astype(np.int16),
+            )  # fmt: skip
+            file.write(
+                Variable(f"biome_rc_{driver}", ("time", "biome"), np.float32,
+                         f"area-weighted mean regression coefficient on {long} of the biome's "
+                         "boxes", units, fill, attributes={"coordinates": "biome_name"}),
+                trends.biome_series[:, :, d],
+            )  # fmt: skip
+            file.write(
+                Variable(f"biome_rc_trend_{driver}", ("biome",), np.float32,
+                         f"trend of the deseasonalized biome-mean RC on {long}", per, fill,
+                         attributes={"coordinates": "biome_name"}),
+                decadal.per_decade[:, d],
+            )  # fmt: skip
+            file.write(
+                Variable(f"biome_rc_trend_pvalue_{driver}", ("biome",), np.float32,
+                         f"Mann-Kendall p-value of the trend of the biome-mean RC on {long}",
+                         "1", fill, attributes={"coordinates": "biome_name"}),
+                trends.biome_trend.p_value[:, d],
+            )  # fmt: skip
+    return file.path
+
+
+def read_rc_trends(path: str | os.PathLike) -> tuple[DatasetIdentity, dict[str, Any]]:
+    """Read :func:`write_rc_trends`'s file: identity and a mapping of its arrays and names.
+
+    The mapping holds ``months``, ``biome_names``, ``drivers`` and, per driver ``d``,
+    ``box_trend[d]``, ``box_p_value[d]``, ``box_significant[d]``, ``biome_series[d]``,
+    ``biome_trend[d]`` (masked arrays as stored).
+    """
+    with _open_product(path, PRODUCTS["rc_trends"]) as nc:
+        drivers = [name[len("rc_trend_") :] for name in nc.variables
+                   if name.startswith("rc_trend_") and name.count("_") == 2]  # fmt: skip
+        out: dict[str, Any] = {
+            "months": month_labels(nc.variables["time"]),
+            "biome_names": _biome_names(nc),
+            "drivers": drivers,
+            "box_trend": {}, "box_p_value": {}, "box_significant": {}, "biome_series": {},
+            "biome_trend": {},
+        }  # fmt: skip
+        for d in drivers:
+            out["box_trend"][d] = nc.variables[f"rc_trend_{d}"][:]
+            out["box_p_value"][d] = nc.variables[f"rc_trend_pvalue_{d}"][:]
+            out["box_significant"][d] = nc.variables[f"rc_trend_significant_{d}"][:]
+            out["biome_series"][d] = nc.variables[f"biome_rc_{d}"][:]
+            out["biome_trend"][d] = nc.variables[f"biome_rc_trend_{d}"][:]
+        return _identity(nc), out

@@ -211,17 +211,21 @@ class TrackingScriptSettings:
         reference year (or of the last full year).
     native_labels
         Also write the labels of every month on the native grid.
+    low_probability
+        Boxes whose softmax probability is below this (default 0.5) are hatched on the biome
+        maps, like out-of-distribution boxes.
     """
 
     network: ClassifierSettings
     map_months: tuple[str, ...] = ()
     native_labels: bool = True
+    low_probability: float = 0.5
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> TrackingScriptSettings:
         """Split and validate the script's settings."""
         cfg = apply_method(cfg, "tracking")
-        own = {"map_months", "native_labels"}
+        own = {"map_months", "native_labels", "low_probability"}
         check_known_keys(
             "the tracking script", set(cfg) - ESMVALCORE_KEYS, own | _fields(ClassifierSettings)
         )
@@ -230,6 +234,9 @@ class TrackingScriptSettings:
             network=network,
             map_months=tuple(check_month("map_months", m) for m in as_tuple(cfg.get("map_months"))),
             native_labels=check_bool("native_labels", cfg.get("native_labels", True)),
+            low_probability=check_number(
+                "low_probability", cfg.get("low_probability", 0.5), 0.0, 1.0
+            ),
         )
 
 
@@ -253,9 +260,6 @@ class AnalysisScriptSettings:
         Trend test (settings ``trend_method``: ``hamed_rao``, ``prewhitening`` or ``original``;
         ``trend_alpha``, default 0.05; ``min_years``, default 10: a shorter period gets no
         trends, with a log line).
-    low_probability
-        Boxes whose softmax probability is below this (default 0.5) are hatched on the biome
-        maps, like out-of-distribution boxes.
     frequency_map_months
         Calendar months (1-12) drawn in the frequency-map figure besides all months together
         (default January and July); the NetCDF files hold all twelve.
@@ -271,7 +275,6 @@ class AnalysisScriptSettings:
 
     regions: tuple[Region, ...]
     trends: TrendSettings = TrendSettings()
-    low_probability: float = 0.5
     frequency_map_months: tuple[int, ...] = (1, 7)
     native_frequency_maps: bool = True
     context_variables: tuple[str, ...] = CONTEXT_VARIABLES
@@ -282,7 +285,7 @@ class AnalysisScriptSettings:
         """Validate the script's settings."""
         cfg = apply_method(cfg, "analysis")
         own = {
-            "regions", "trend_method", "trend_alpha", "min_years", "low_probability",
+            "regions", "trend_method", "trend_alpha", "min_years",
             "frequency_map_months", "native_frequency_maps", "context_variables",
             "rc_trend_min_coverage",
         }  # fmt: skip
@@ -304,9 +307,6 @@ class AnalysisScriptSettings:
         return cls(
             regions=regions_from_settings(cfg.get("regions")),
             trends=trends,
-            low_probability=check_number(
-                "low_probability", cfg.get("low_probability", 0.5), 0.0, 1.0
-            ),
             frequency_map_months=months,
             native_frequency_maps=check_bool(
                 "native_frequency_maps", cfg.get("native_frequency_maps", True)

@@ -12,16 +12,28 @@ from typing import Any
 import numpy as np
 
 from carbon_biomes.core.classifier import BiomeClassifier
+from carbon_biomes.core.context import ContextTable
+from carbon_biomes.core.coverage import CoverageTable
+from carbon_biomes.core.coverage_statistics import CoverageStatistics, trend_rows
 from carbon_biomes.core.detection import DetectionResult
 from carbon_biomes.core.monthly_regression import MonthRegression
+from carbon_biomes.core.rc_trends import RCTrends
 from carbon_biomes.core.tracking import TrackedBiomes
+from carbon_biomes.core.trends import calendar_months
 from carbon_biomes.workflow.identity import IDENTITY_COLUMNS, DatasetIdentity
 
 __all__ = [
+    "annual_rows",
     "area_rows",
+    "context_rows",
+    "context_seasonal_rows",
+    "coverage_metric_rows",
+    "coverage_rows",
+    "seasonal_cycle_rows",
     "centroid_rows",
     "detection_metrics",
     "metric_rows",
+    "rc_trend_metric_rows",
     "regression_metrics",
     "scan_columns",
     "scan_rows",
@@ -181,4 +193,151 @@ def area_rows(identity: DatasetIdentity, tracked: TrackedBiomes) -> list[list[An
                     area[t, k] / total if total > 0 else np.nan,
                 ]
             )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Analysis stage
+# ---------------------------------------------------------------------------------------------
+#: Units of the coverage series.
+COVERAGE_UNITS = "percentage points"
+
+
+def coverage_rows(
+    identity: DatasetIdentity, table: CoverageTable, names: Mapping[int, str]
+) -> Iterator[list[Any]]:
+    """Rows of the coverage table (one per region, month and biome)."""
+    prefix = _identity_values(identity)
+    for record in table.records():
+        yield [
+            *prefix,
+            record["region"],
+            record["month"],
+            record["biome"],
+            names[record["biome"]],
+            record["coverage_percent"],
+            record["area_km2"],
+            record["classified_area_km2"],
+            record["unclassified_percent"],
+        ]
+
+
+def seasonal_cycle_rows(
+    identity: DatasetIdentity, stats: CoverageStatistics, names: Mapping[int, str]
+) -> Iterator[list[Any]]:
+    """Rows of the coverage seasonal-cycle table."""
+    prefix = _identity_values(identity)
+    for record in stats.seasonal_records():
+        r = stats.regions.index(record["region"])
+        m = record["calendar_month"] - 1
+        yield [
+            *prefix,
+            record["region"],
+            record["calendar_month"],
+            record["biome"],
+            names[record["biome"]],
+            record["mean"],
+            record["std"],
+            record["n_years"],
+            float(stats.unclassified_mean[r, m]),
+            float(stats.unclassified_std[r, m]),
+        ]
+
+
+def annual_rows(
+    identity: DatasetIdentity, stats: CoverageStatistics, names: Mapping[int, str]
+) -> Iterator[list[Any]]:
+    """Rows of the annual-mean coverage table."""
+    prefix = _identity_values(identity)
+    for record in stats.annual_records():
+        yield [
+            *prefix,
+            record["region"],
+            record["year"],
+            record["biome"],
+            names[record["biome"]],
+            record["coverage_percent"],
+            record["unclassified_percent"],
+        ]
+
+
+def coverage_metric_rows(
+    identity: DatasetIdentity, stats: CoverageStatistics, names: Mapping[int, str]
+) -> list[list[Any]]:
+    """Analysis-metrics rows of the coverage: mean, seasonal amplitude and every trend.
+
+    Columns: identity, region, biome (name), quantity, series, metric, value, units.
+    """
+    prefix = _identity_values(identity)
+    rows: list[list[Any]] = []
+    quantity = "coverage_percent"
+    for r, region in enumerate(stats.regions):
+        for k, number in enumerate(stats.biome_numbers):
+            cycle = stats.seasonal_mean[r, k]
+            finite = cycle[np.isfinite(cycle)]
+            mean = float(finite.mean()) if finite.size else float("nan")
+            amplitude = float(finite.max() - finite.min()) if finite.size else float("nan")
+            rows.append([*prefix, region, names[number], quantity, "climatology",
+                         "mean", mean, "%"])  # fmt: skip
+            rows.append([*prefix, region, names[number], quantity, "climatology",
+                         "seasonal_amplitude", amplitude, COVERAGE_UNITS])  # fmt: skip
+        rows.append([*prefix, region, "unclassified", "unclassified_percent", "climatology",
+                     "mean", float(np.nanmean(stats.unclassified_mean[r])), "%"])  # fmt: skip
+    for item in stats.trends:
+        for metric, value, units in trend_rows(item.result, COVERAGE_UNITS):
+            rows.append([*prefix, item.region, names[item.biome], quantity, item.series,
+                         metric, value, units])  # fmt: skip
+    return rows
+
+
+def _column_name(column: Any, names: Mapping[int, str]) -> tuple[Any, str]:
+    """(biome_number, biome) of a context column: a biome, or all classified / region ocean."""
+    if isinstance(column, int | np.integer):
+        return int(column), names[int(column)]
+    return "", str(column)
+
+
+def context_rows(
+    identity: DatasetIdentity, context: ContextTable, names: Mapping[int, str],
+    units: Mapping[str, str],
+) -> Iterator[list[Any]]:  # fmt: skip
+    """Rows of the physical-context table (region, month, biome, variable)."""
+    prefix = _identity_values(identity)
+    for record in context.records():
+        number, name = _column_name(record["biome"], names)
+        yield [*prefix, record["region"], record["month"], number, name, record["variable"],
+               units.get(record["variable"], ""), record["mean"], record["area_km2"]]  # fmt: skip
+
+
+def context_seasonal_rows(
+    identity: DatasetIdentity, context: ContextTable, names: Mapping[int, str],
+    units: Mapping[str, str],
+) -> Iterator[list[Any]]:  # fmt: skip
+    """Rows of the physical-context seasonal-cycle table."""
+    prefix = _identity_values(identity)
+    month_index = calendar_months(list(context.months)) - 1
+    for variable in context.variables:
+        mean, std = context.seasonal(variable)
+        values = context.mean[context.variable_index(variable)]  # (R, T, C)
+        for r, region in enumerate(context.regions):
+            for c, column in enumerate(context.columns):
+                number, name = _column_name(column, names)
+                finite = np.isfinite(values[r, :, c])
+                for m in range(12):
+                    n_years = int(np.count_nonzero(finite & (month_index == m)))
+                    yield [*prefix, region, m + 1, number, name, variable,
+                           units.get(variable, ""), float(mean[r, c, m]), float(std[r, c, m]),
+                           n_years]  # fmt: skip
+
+
+def rc_trend_metric_rows(
+    identity: DatasetIdentity, trends: RCTrends, names: Mapping[int, str]
+) -> list[list[Any]]:
+    """Analysis-metrics rows of the RC trends (region ``all boxes``: biomes are global)."""
+    prefix = _identity_values(identity)
+    rows = []
+    for record in trends.records():
+        biome = "all boxes" if record["biome"] is None else names[record["biome"]]
+        rows.append([*prefix, "Global", biome, f"rc_{record['driver']}", record["series"],
+                     record["metric"], record["value"], record["units"]])  # fmt: skip
     return rows
