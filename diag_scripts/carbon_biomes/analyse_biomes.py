@@ -199,7 +199,7 @@ def write_figures(
     drivers = list(DEFAULT_DRIVER_NAMES)
     driver_labels = [f"d fCO2/d {d.upper()} trend ({DRIVER_UNITS[d]} per decade)"
                      for d in drivers]  # fmt: skip
-    slope, significant = trends.box_slope_per_decade, trends.box_significant
+    slope, significant = trends.box_trend, trends.box_significant
     figure_list = [
         ("coverage_seasonal_cycle_figure", figures.seasonal_cycle_figure(
             stats.seasonal_mean, stats.seasonal_std, regions, names,

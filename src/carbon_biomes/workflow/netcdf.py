@@ -191,13 +191,6 @@ class NetcdfFile:
 
     def define(self, variable: Variable) -> netCDF4.Variable:
         """Create a declared variable (compressed, with its fill value and attributes)."""
-        if variable.dtype is str:
-            # variable-length strings (CF 1.8 labels): no compression filters, no fill value
-            var = self.nc.createVariable(variable.name, str, variable.dims)
-            var.long_name = variable.long_name
-            for key, value in variable.attributes.items():
-                var.setncattr(key, _attribute(value))
-            return var
         chunks = None
         if len(variable.dims) > 1 and variable.dims[0] == "time":
             # one month per chunk: the readers stream month by month
@@ -222,20 +215,36 @@ class NetcdfFile:
         return var
 
     def write(self, variable: Variable, values: Any, index: Any = slice(None)) -> None:
-        """Define ``variable`` when needed and write ``values`` (masked -> fill) at ``index``."""
+        """Define ``variable`` when needed and write ``values`` (masked -> fill) at ``index``.
+
+        A variable of ``dtype=str`` is written whole, as a CF character array.
+        """
+        if variable.dtype is str:
+            self._write_strings(variable, values)
+            return
         if variable.name in self.nc.variables:
             var = self.nc.variables[variable.name]
         else:
             var = self.define(variable)
-        if variable.dtype is str:
-            var[index] = np.asarray(values, dtype=object)
-            return
         data = np.ma.asarray(values)
         if variable.fill_value is None and np.ma.is_masked(data):
             raise ValueError(f"variable {variable.name} has no fill value but masked data")
         if np.issubdtype(np.dtype(variable.dtype), np.floating):
             data = np.ma.masked_invalid(data)
         var[index] = data.astype(np.dtype(variable.dtype))
+
+    def _write_strings(self, variable: Variable, values: Sequence[str]) -> None:
+        """Labels as a CF character array (``{name}_strlen`` dimension; any tool decodes it)."""
+        encoded = [str(v).encode("utf-8") for v in values]
+        width = max([len(v) for v in encoded] + [1])
+        dim = f"{variable.name}_strlen"
+        self.nc.createDimension(dim, width)
+        var = self.nc.createVariable(variable.name, "S1", (*variable.dims, dim), **COMPRESSION)
+        var.long_name = variable.long_name
+        var._Encoding = "utf-8"  # netCDF4 and xarray read the labels back as strings
+        for key, value in variable.attributes.items():
+            var.setncattr(key, _attribute(value))
+        var[:] = netCDF4.stringtochar(np.array(encoded, dtype=f"S{width}"))
 
     # -- coordinates --------------------------------------------------------------------------
     def time_axis(self, months: Sequence[str], calendar: str) -> None:

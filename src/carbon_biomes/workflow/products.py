@@ -1526,9 +1526,10 @@ def write_coverage(
     with writer.netcdf(PRODUCTS["coverage"], identity, ancestors, what, attributes) as file:
         file.time_axis(list(table.months), calendar)
         file.nc.createDimension("region", len(table.regions))
-        file.write(Variable("region", ("region",), str, "region name", None), list(table.regions))
+        file.write(Variable("region_name", ("region",), str, "region name", None),
+                   list(table.regions))  # fmt: skip
         _biome_axis(file, names)
-        labels = {"coordinates": "region biome_name"}
+        labels = {"coordinates": "region_name biome_name"}
         file.write(
             Variable("coverage_percent", ("time", "region", "biome"), np.float64,
                      "biome area as a percentage of the region's classified ocean area", "%",
@@ -1544,18 +1545,18 @@ def write_coverage(
         file.write(
             Variable("classified_area", ("time", "region"), np.float64,
                      "classified ocean area of the region", "m2", FLOAT_FILL,
-                     attributes={"coordinates": "region"}),
+                     attributes={"coordinates": "region_name"}),
             table.classified_area.T,
         )  # fmt: skip
         file.write(
             Variable("unclassified_percent", ("time", "region"), np.float64,
                      "unclassified ocean area as a percentage of the region's ocean area", "%",
-                     FLOAT_FILL, attributes={"coordinates": "region"}),
+                     FLOAT_FILL, attributes={"coordinates": "region_name"}),
             table.unclassified_percent.T,
         )  # fmt: skip
         file.write(
             Variable("region_ocean_area", ("region",), np.float64, "ocean area of the region",
-                     "m2", attributes={"coordinates": "region"}),
+                     "m2", attributes={"coordinates": "region_name"}),
             table.ocean_area,
         )  # fmt: skip
     return file.path
@@ -1571,7 +1572,7 @@ def read_coverage(path: str | os.PathLike) -> tuple[DatasetIdentity, Any, dict[i
         ocean = np.asarray(nc.variables["region_ocean_area"][:], dtype=np.float64)
         unclassified = np.ma.filled(nc.variables["unclassified_percent"][:], np.nan).T
         table = CoverageTable(
-            regions=tuple(str(r) for r in nc.variables["region"][:]),
+            regions=tuple(str(r) for r in nc.variables["region_name"][:]),
             months=tuple(month_labels(nc.variables["time"])),
             biome_numbers=tuple(sorted(names)),
             biome_area=np.moveaxis(np.ma.filled(nc.variables["biome_area"][:], np.nan), 0, 1),
@@ -1647,7 +1648,9 @@ def write_frequency_maps(
                 file.write(frequency, native(maps.monthly[k, m]), (k, m))
             file.write(overall, native(maps.overall[k]), k)
         for m in range(12):
-            file.write(years, np.ma.masked_invalid(native(maps.years_classified[m])), m)
+            counts = native(maps.years_classified[m])
+            file.write(years, np.ma.masked_array(np.ma.filled(counts, -1).astype(np.int16),
+                                                 mask=np.ma.getmaskarray(counts)), m)  # fmt: skip
         file.write(Variable("years", ("month",), np.int16,
                             "number of years of the data holding the calendar month", "1"),
                    np.asarray(maps.years, dtype=np.int16))  # fmt: skip
