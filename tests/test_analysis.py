@@ -43,7 +43,8 @@ def analysis_dirs(pipeline_run) -> tuple[Path, Path]:
 
 def test_every_product_and_figure_is_written_with_provenance(pipeline_run):
     work, plots = analysis_dirs(pipeline_run)
-    provenance = (Path(pipeline_run["analysis"]["run_dir"]) / "diagnostic_provenance.yml").read_text()
+    run_dir = Path(pipeline_run["analysis"]["run_dir"])
+    provenance = (run_dir / "diagnostic_provenance.yml").read_text()
     for dataset in DATASETS:
         for name in PER_DATASET_FILES:
             assert (work / f"{dataset}_{name}").is_file(), name
@@ -107,7 +108,8 @@ def test_coverage_sums_to_100_and_equals_an_independent_native_computation(pipel
                 chosen = inside & np.isfinite(labels[t])
                 total = area[chosen].sum()
                 for k in np.unique(labels[t][chosen]):
-                    expected[(region, month, int(k))] = 100.0 * area[chosen & (labels[t] == k)].sum() / total
+                    biome_area = area[chosen & (labels[t] == k)].sum()
+                    expected[(region, month, int(k))] = 100.0 * biome_area / total
         found = {(r["region"], r["time"], int(r["biome_number"])): float(r["coverage_percent"])
                  for r in rows}  # fmt: skip
         checked = 0

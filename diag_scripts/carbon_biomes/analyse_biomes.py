@@ -118,8 +118,9 @@ def analyse_dataset(
                             ancestors, cover_what)  # fmt: skip
     writer.write(PRODUCTS["coverage_table"], identity, tables.coverage_rows(identity, table, names),
                  ancestors, cover_what)  # fmt: skip
-    writer.write(PRODUCTS["coverage_seasonal_cycle"], identity,
-                 tables.seasonal_cycle_rows(identity, stats, names), ancestors, cover_what)  # fmt: skip
+    seasonal_rows = tables.seasonal_cycle_rows(identity, stats, names)
+    writer.write(PRODUCTS["coverage_seasonal_cycle"], identity, seasonal_rows, ancestors,
+                 cover_what)  # fmt: skip
     writer.write(PRODUCTS["coverage_annual"], identity, tables.annual_rows(identity, stats, names),
                  ancestors, cover_what)  # fmt: skip
     metric_rows = tables.coverage_metric_rows(identity, stats, names)
