@@ -223,3 +223,14 @@ def test_method_paper_sets_every_faithful_option(caplog):
     assert "overrides box_size=4.0 (paper: box_size=2.0)" in caplog.text
     with pytest.raises(SettingsError, match="method"):
         DetectionScriptSettings.from_cfg({"method": "faithful"})
+
+
+def test_rc_trend_file_reads_back(pipeline_run):
+    work, _ = analysis_dirs(pipeline_run)
+    identity, content = products.read_rc_trends(work / "SYNTH-ESM-A_rc_trends.nc")
+    assert identity.alias == "SYNTH-ESM-A"
+    assert content["drivers"] == ["sst", "dic", "alk"]
+    assert len(content["months"]) == 12
+    series = content["biome_series"]["dic"]
+    assert series.shape == (12, len(content["biome_names"]))
+    assert np.isfinite(np.ma.filled(series, np.nan)).any()  # biome-mean RCs of every month

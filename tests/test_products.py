@@ -196,11 +196,17 @@ def test_reader_refuses_another_product_and_another_version(computed, writer, tm
 
 def test_every_netcdf_product_is_declared_with_a_reader():
     readers = {
-        "monthly_rcs", "native_grid", "biomes", "biomes_native_grid", "tracked_biomes",
-        "tracked_biomes_native_grid",
+        "monthly_rcs": products.read_monthly_rcs, "native_grid": products.read_native_grid,
+        "biomes": products.read_detected_biomes, "biomes_native_grid": products.read_native_labels,
+        "tracked_biomes": products.read_tracked_biomes,
+        "tracked_biomes_native_grid": products.read_native_labels,
+        "coverage": products.read_coverage, "frequency_maps": products.read_frequency_maps,
+        "frequency_maps_native_grid": products.read_frequency_maps,
+        "rc_trends": products.read_rc_trends,
     }  # fmt: skip
     declared = {name for name, p in PRODUCTS.items() if p.kind == "netcdf"}
-    assert declared == readers
+    assert declared == set(readers)
+    assert all(callable(reader) for reader in readers.values())
     assert all(p.caption.count("{what}") == 1 for p in PRODUCTS.values())
 
 

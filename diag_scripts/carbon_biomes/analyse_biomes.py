@@ -235,7 +235,8 @@ def main(cfg: dict[str, Any]) -> None:
     settings = AnalysisScriptSettings.from_cfg(cfg)
     folders = ancestor_folders(cfg)
     datasets = products.discover_products(PRODUCTS["tracked_biomes"], folders)
-    inputs = group_by_dataset(cfg.get("input_data", {}).values())
+    given = list(cfg.get("input_data", {}).values())
+    inputs = group_by_dataset(given) if given else {}
     metric_rows: list[list[Any]] = []
     all_ancestors: list[str] = []
     with ProvenanceLogger(cfg["run_dir"]) as provenance:

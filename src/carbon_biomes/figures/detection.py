@@ -25,11 +25,46 @@ def biome_map_figure(
     names: Mapping[int, str],
     grid: NativeGrid,
     title: str,
+    *,
+    flagged: np.ndarray | None = None,
+    flagged_label: str = "flagged box",
 ) -> Figure:
-    """Map of biome labels on the box lattice with land from the dataset's own mask."""
+    """Map of biome labels on the box lattice with land from the dataset's own mask.
+
+    Parameters
+    ----------
+    label_grid
+        (n_lat_boxes, n_lon_boxes) biome numbers, masked where no box was classified.
+    box_size
+        Box size in degrees.
+    names
+        Biome number -> name.
+    grid
+        The dataset's native grid (its land is shaded).
+    title
+        Figure title.
+    flagged
+        Optional (n_lat_boxes, n_lon_boxes) booleans: boxes to hatch
+        (:func:`~carbon_biomes.figures.plotting.plot_biome_map`).
+    flagged_label
+        Legend text of the hatched boxes.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     fig = plotting.new_figure(10.0, 6.0)
     ax = plotting.map_axes(fig)
-    plotting.plot_biome_map(ax, label_grid, box_size, names, land=land_of(grid), title=title)
+    plotting.plot_biome_map(
+        ax,
+        label_grid,
+        box_size,
+        names,
+        land=land_of(grid),
+        title=title,
+        flagged=flagged,
+        flagged_label=flagged_label,
+    )
     return fig
 
 

@@ -9,6 +9,7 @@ has the same colour in every figure, month and model.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,16 +19,29 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.colors import BoundaryNorm, ListedColormap, to_hex  # noqa: E402
+from matplotlib.colors import BoundaryNorm, ListedColormap, to_hex, to_rgb  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from carbon_biomes.core.naming import roman  # noqa: E402
+
 __all__ = [
+    "CVD_SAFE_MEMBERS",
+    "FAMILY_PALETTES",
+    "FLAG_HATCH",
     "LAND_COLOUR",
+    "UNCLASSIFIED_COLOUR",
+    "add_gridlines",
     "biome_colour",
     "biome_colours",
+    "biome_legend_handles",
     "dendrogram_node_positions",
+    "draw_land",
+    "hatch_boxes",
+    "lattice_edges",
+    "line_outline",
     "map_axes",
     "new_figure",
+    "pcolormesh_on_map",
     "plot_biome_map",
     "plot_confusion_matrix",
     "plot_dendrogram",
@@ -40,29 +54,119 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 LAND_COLOUR = "#d9d4c7"
-_FAMILY_PALETTES: dict[str, list[str]] = {
-    "ICE": ["#5e3c99", "#8073ac", "#b2abd2", "#3f007d", "#9e9ac8"],
-    "SUBTR": ["#d7301f", "#fc8d59", "#fdbb84", "#b30000", "#ef6548", "#fee8c8"],
-    "SUBP+UP": ["#1b7837", "#2c7fb8", "#41b6c4", "#7fbc41", "#253494", "#a1dab4", "#006837"],
+#: Colour of ocean boxes that carry no biome (the map background).
+UNCLASSIFIED_COLOUR = "#ffffff"
+
+#: Biome family -> colours of members I, II, III, ... (see :func:`biome_colour`).
+FAMILY_PALETTES: dict[str, tuple[str, ...]] = {
+    # Tol vibrant orange and shades
+    "SUBTR": ("#EE7733", "#FEAD82", "#833401", "#B24A05", "#CE5E1C", "#FDCBB1"),
+    # Tol bright cyan and shades
+    "SUBP+UP": ("#66CCEE", "#004C5F", "#B6EAFD", "#056B84", "#0485A4", "#299BBC"),
+    # Tol muted indigo and shades
+    "ICE": ("#332288", "#9190F2", "#7471D1", "#4B43A4", "#ADADFD", "#C7C7FD"),
 }
-_OTHER = ["#8c510a", "#c51b7d", "#7f7f7f", "#bf812d", "#01665e", "#e7298a", "#66a61e"]
-_NUMERALS = ["I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X"]
+#: Members I..CVD_SAFE_MEMBERS of every family are pairwise distinguishable under simulated
+#: protanopia, deuteranopia and tritanopia (tests/test_plotting.py).
+CVD_SAFE_MEMBERS = 4
+#: Names outside the families (recipe overrides): Okabe-Ito and Tol colours the families leave
+#: unused, chosen by a checksum of the name (stable across runs, not guaranteed distinct).
+_OTHER = ("#009E73", "#F0E442", "#CC79A7", "#999933", "#882255", "#228833", "#BBBBBB")
+_NUMERALS = {roman(n): n for n in range(1, 40)}
+#: Hatching of flagged boxes (out of distribution, low probability): dark grey, and light grey on
+#: dark biome colours.
+FLAG_HATCH = "////"
+FLAG_COLOUR = "#333333"
+FLAG_COLOUR_ON_DARK = "#dddddd"
 
 
 def biome_colour(name: str) -> str:
-    """Return the colour of a biome name (same name, same colour everywhere)."""
-    family, _, numeral = name.partition(" ")
-    palette = _FAMILY_PALETTES.get(family)
+    """Return the colour of a biome name (same name, same colour in every figure).
+
+    The colour depends on the name only, never on the biome number, so that a biome keeps its
+    colour across figures, months and models. A name is a family of
+    :data:`carbon_biomes.core.naming.FAMILIES` with an optional Roman numeral ("SUBTR II");
+    a family named without numeral has the colour of member I.
+
+    Palette: each family has a hue of a published colour-blind-safe set (Tol 2021, *Colour
+    schemes*, SRON/EPS/TN/09-002): SUBTR the vibrant orange ``#EE7733``, SUBP+UP the bright cyan
+    ``#66CCEE``, ICE the muted indigo ``#332288``; member I is that colour, members II-VI are
+    lighter and darker shades of it (its CAM02-UCS lightness J' moved, hue kept, chroma reduced
+    only where needed to stay in the sRGB gamut). The shifts were searched to maximize the
+    smallest CAM02-UCS colour difference under normal vision and simulated protanopia,
+    deuteranopia and tritanopia (Machado et al. 2009, severity 100) among members I-IV of the
+    three families and against the white of unclassified ocean and the land colour: all those
+    differences are at least 11.5 (ΔE ≥ 10 is checked by the tests), and members I-VI of one
+    family differ by at least 8 (members V and VI of different families are not guaranteed to
+    be told apart). Members after VI reuse the six shades blended towards grey; other suffixes
+    ("SUBTR North") pick one of the family's shades by a checksum of the suffix, and names of
+    other families one of seven further Okabe-Ito and Tol colours by a checksum of the name.
+
+    Parameters
+    ----------
+    name
+        Biome name, e.g. ``"SUBP+UP III"``.
+
+    Returns
+    -------
+    str
+        Hex colour ``#rrggbb``.
+    """
+    family, _, suffix = name.strip().partition(" ")
+    palette = FAMILY_PALETTES.get(family)
     if palette is None:
-        digest = sum(ord(char) * (i + 1) for i, char in enumerate(name))
-        return _OTHER[digest % len(_OTHER)]
-    rank = _NUMERALS.index(numeral) if numeral in _NUMERALS else 0
-    return palette[rank % len(palette)]
+        return _OTHER[zlib.crc32(name.encode()) % len(_OTHER)]
+    suffix = suffix.strip()
+    if not suffix:
+        rank = 0
+    elif suffix in _NUMERALS:
+        rank = _NUMERALS[suffix] - 1
+    else:  # an override such as "SUBTR North": a shade of the family, by checksum
+        rank = zlib.crc32(suffix.encode()) % len(palette)
+    cycle, index = divmod(rank, len(palette))
+    colour = np.asarray(to_rgb(palette[index]))
+    if cycle:
+        colour = colour + min(0.3 * cycle, 0.9) * (0.5 - colour)
+    return to_hex(colour)
 
 
 def biome_colours(names: Mapping[int, str]) -> dict[int, str]:
-    """Biome number -> colour."""
-    return {number: to_hex(biome_colour(name)) for number, name in names.items()}
+    """Biome number -> colour (:func:`biome_colour` of its name)."""
+    return {number: biome_colour(name) for number, name in names.items()}
+
+
+def _luminance(colour: str) -> float:
+    """WCAG relative luminance of a colour (0 black, 1 white)."""
+    channels = np.asarray(to_rgb(colour))
+    linear = np.where(channels <= 0.04045, channels / 12.92, ((channels + 0.055) / 1.055) ** 2.4)
+    return float(linear @ [0.2126, 0.7152, 0.0722])
+
+
+def _is_dark(colour: str) -> bool:
+    """Whether a colour is dark enough for light hatching or text on it."""
+    return _luminance(colour) < 0.18
+
+
+def line_outline(colour: str, linewidth: float = 1.5) -> list[Any]:
+    """Path effects that edge a light-coloured line in grey, so it reads on a white background.
+
+    Parameters
+    ----------
+    colour
+        The line's colour.
+    linewidth
+        The line's width in points.
+
+    Returns
+    -------
+    list
+        Matplotlib path effects (empty for colours dark enough on their own).
+    """
+    from matplotlib import patheffects
+
+    if _luminance(colour) < 0.45:
+        return []
+    return [patheffects.Stroke(linewidth=linewidth + 1.1, foreground="0.45"), patheffects.Normal()]
 
 
 def new_figure(width: float = 10.0, height: float = 5.5) -> Figure:
@@ -100,34 +204,293 @@ def _land_on_regular_grid(
     return lat_edges, lon_edges, np.ma.masked_where(~(fraction >= 0.5), np.ones_like(fraction))
 
 
-def _draw_land(ax: Axes, latitude: np.ndarray, longitude: np.ndarray, land: np.ndarray) -> None:
-    """Shade land cells (True in ``land``) of the native grid; no external coastline data."""
+def _centre_edges(centres: np.ndarray) -> np.ndarray:
+    """Cell edges of a 1-D axis from its centres (midpoints, the ends extrapolated)."""
+    centres = np.asarray(centres, dtype=float)
+    if centres.size == 1:
+        return np.array([centres[0] - 0.5, centres[0] + 0.5])
+    middle = 0.5 * (centres[1:] + centres[:-1])
+    return np.concatenate(
+        [[2.0 * centres[0] - middle[0]], middle, [2.0 * centres[-1] - middle[-1]]]
+    )
+
+
+def _framed_longitudes(
+    lon_edges: np.ndarray, central_longitude: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Reorder the columns of a global grid to run from one map edge to the other.
+
+    A cell that crosses the edge meridian of a map would be cut and reprojected polygon by
+    polygon by cartopy, which is slow; here the columns are rotated to start at the map's west
+    edge, the straddling column (if any) is drawn twice, once at each edge, and the outer edges
+    are moved inside the map by a hair.
+
+    Parameters
+    ----------
+    lon_edges
+        Increasing longitude edges of a grid that covers 360 degrees.
+    central_longitude
+        Central longitude of the map.
+
+    Returns
+    -------
+    edges, columns
+        New edges, and for each new column the index of the data column it shows; None if the
+        edges do not cover the globe (then draw as given).
+    """
+    lon_edges = np.asarray(lon_edges, dtype=float)
+    width = np.diff(lon_edges)
+    if lon_edges.size < 2 or np.any(width <= 0) or abs(lon_edges[-1] - lon_edges[0] - 360) > 1e-6:
+        return None
+    west_edge = central_longitude - 180.0
+    west = west_edge + np.mod(lon_edges[:-1] - west_edge, 360.0)
+    west[west >= west_edge + 360.0] -= 360.0
+    order = np.argsort(west, kind="stable")
+    edges = np.append(west[order], west[order[-1]] + width[order[-1]])
+    columns = order
+    if edges[0] > west_edge + 1e-9:  # the last column straddles the edge: show it at both ends
+        edges = np.insert(edges, 0, west_edge)
+        columns = np.insert(columns, 0, order[-1])
+    hair = 1e-6
+    edges[0] = west_edge + hair
+    edges[-1] = min(edges[-1], west_edge + 360.0) - hair
+    return edges, columns
+
+
+def pcolormesh_on_map(
+    ax: Axes, lon_edges: np.ndarray, lat_edges: np.ndarray, data: np.ndarray, **kwargs: Any
+) -> Any:
+    """``pcolormesh`` of a global field with 1-D cell edges on a cartopy map axes.
+
+    Parameters
+    ----------
+    ax
+        A cartopy map axes.
+    lon_edges, lat_edges
+        Cell edges in degrees east and north (longitude increasing over 360 degrees).
+    data
+        (n_lat, n_lon) values; masked or NaN cells are not drawn.
+    **kwargs
+        Passed on to :meth:`~matplotlib.axes.Axes.pcolormesh`.
+
+    Returns
+    -------
+    matplotlib.collections.QuadMesh
+    """
     import cartopy.crs as ccrs
 
+    central = float(ax.projection.proj4_params.get("lon_0", 0.0))
+    framed = _framed_longitudes(lon_edges, central)
+    if framed is not None:
+        lon_edges, columns = framed
+        data = data[:, columns]
+    lat_edges = np.clip(np.asarray(lat_edges, dtype=float), -90.0, 90.0)
+    return ax.pcolormesh(lon_edges, lat_edges, data, transform=ccrs.PlateCarree(), **kwargs)
+
+
+def _draw_land(ax: Axes, latitude: np.ndarray, longitude: np.ndarray, land: np.ndarray) -> None:
+    """Shade land cells (True in ``land``) of the native grid; no external coastline data."""
     cmap = ListedColormap([LAND_COLOUR])
     if latitude.ndim == 1:
-        shading = np.ma.masked_where(~land, np.ones(land.shape))
-        ax.pcolormesh(
-            longitude,
-            latitude,
-            shading,
-            cmap=cmap,
-            transform=ccrs.PlateCarree(),
-            shading="nearest",
-            rasterized=True,
-            zorder=0,
-        )
+        order = np.argsort(np.mod(longitude, 360.0), kind="stable")
+        lon = np.mod(longitude[order], 360.0)
+        lon_edges = _centre_edges(lon)
+        if abs(lon_edges[-1] - lon_edges[0] - 360.0) < 0.5 * np.diff(lon).max():
+            lon_edges[-1] = lon_edges[0] + 360.0  # a global axis: close the circle exactly
+        shading = np.ma.masked_where(~land[:, order], np.ones(land.shape))
+        lat_edges = _centre_edges(latitude)
     else:
         lat_edges, lon_edges, shading = _land_on_regular_grid(latitude, longitude, land)
-        ax.pcolormesh(
-            lon_edges,
-            lat_edges,
-            shading,
-            cmap=cmap,
-            transform=ccrs.PlateCarree(),
-            rasterized=True,
-            zorder=0,
+    pcolormesh_on_map(ax, lon_edges, lat_edges, shading, cmap=cmap, rasterized=True, zorder=0)
+
+
+def lattice_edges(box_size: float, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Latitude and longitude edges of the box lattice (from 90°S and 180°W, docs §2.2).
+
+    Parameters
+    ----------
+    box_size
+        Box size in degrees.
+    shape
+        ``(n_lat_boxes, n_lon_boxes)`` of a lattice field.
+
+    Returns
+    -------
+    lat_edges, lon_edges
+        Arrays of length ``n_lat_boxes + 1`` and ``n_lon_boxes + 1``.
+    """
+    return (
+        -90.0 + box_size * np.arange(shape[0] + 1),
+        -180.0 + box_size * np.arange(shape[1] + 1),
+    )
+
+
+def add_gridlines(ax: Axes, *, labels: bool = True, fontsize: float = 7.0) -> Any:
+    """Light graticule on a map axes, with latitude (left) and longitude (bottom) labels.
+
+    The labels are drawn by cartopy from the projection alone: nothing is downloaded.
+
+    Parameters
+    ----------
+    ax
+        A cartopy map axes.
+    labels
+        Label the meridians and parallels.
+    fontsize
+        Label font size.
+
+    Returns
+    -------
+    cartopy.mpl.gridliner.Gridliner
+    """
+    gridliner = ax.gridlines(
+        draw_labels={"bottom": "x", "left": "y", "geo": "y"} if labels else False,
+        linewidth=0.3,
+        color="0.6",
+        alpha=0.6,
+        xlocs=np.arange(-180.0, 181.0, 60.0),
+        ylocs=np.arange(-90.0, 91.0, 30.0),
+        xlabel_style={"size": fontsize, "color": "0.3"},
+        ylabel_style={"size": fontsize, "color": "0.3"},
+    )
+    return gridliner
+
+
+def draw_land(ax: Axes, land: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
+    """Shade the land of ``(latitude, longitude, land_mask)`` of a native grid (None: nothing)."""
+    if land is not None:
+        _draw_land(ax, *land)
+
+
+def _box_polygons(
+    ax: Axes, rows: np.ndarray, cols: np.ndarray, box_size: float, points_per_side: int = 4
+) -> np.ndarray:
+    """Outlines of lattice boxes in the map projection's coordinates, (n_boxes, 4 * points, 2).
+
+    Boxes are projected here, in one vectorized call, rather than by cartopy path by path (much
+    faster for thousands of boxes). A box that straddles the map's edge meridian is cut at it.
+    """
+    import cartopy.crs as ccrs
+
+    central = float(ax.projection.proj4_params.get("lon_0", 0.0))
+    lat0 = -90.0 + box_size * rows.astype(float)
+    west = central - 180.0 + np.mod(-180.0 + box_size * cols - (central - 180.0), 360.0)
+    east = np.minimum(west + box_size, central + 180.0 - 1e-6)
+    step = np.linspace(0.0, 1.0, points_per_side)
+    width = (east - west)[:, None]
+    lon = np.concatenate(
+        [
+            west[:, None] + width * step,
+            np.repeat(east[:, None], points_per_side, axis=1),
+            west[:, None] + width * step[::-1],
+            np.repeat(west[:, None], points_per_side, axis=1),
+        ],
+        axis=1,
+    )
+    lat = np.concatenate(
+        [
+            np.repeat(lat0[:, None], points_per_side, axis=1),
+            lat0[:, None] + box_size * step,
+            np.repeat(lat0[:, None] + box_size, points_per_side, axis=1),
+            lat0[:, None] + box_size * step[::-1],
+        ],
+        axis=1,
+    )
+    projected = ax.projection.transform_points(ccrs.PlateCarree(), lon, lat)
+    return projected[..., :2]
+
+
+def hatch_boxes(
+    ax: Axes,
+    boxes: np.ndarray,
+    box_size: float,
+    *,
+    dark: np.ndarray | None = None,
+    hatch: str = FLAG_HATCH,
+) -> list[Any]:
+    """Hatch lattice boxes of a map axes.
+
+    Parameters
+    ----------
+    ax
+        A cartopy map axes.
+    boxes
+        (n_lat_boxes, n_lon_boxes) booleans, True where to hatch.
+    box_size
+        Box size in degrees.
+    dark
+        Same shape: True where the box is drawn in a dark colour, which gets light hatching
+        (dark grey elsewhere). Default: dark grey everywhere.
+    hatch
+        Matplotlib hatch pattern.
+
+    Returns
+    -------
+    list of matplotlib.patches.PathPatch
+        One compound patch per hatch colour, with one closed subpath per hatched box and
+        ``gid`` ``"flagged"``.
+    """
+    from matplotlib.patches import PathPatch
+    from matplotlib.path import Path
+
+    boxes = np.asarray(boxes, dtype=bool)
+    dark = np.zeros_like(boxes) if dark is None else np.asarray(dark, dtype=bool)
+    patches = []
+    for selection, colour in ((boxes & ~dark, FLAG_COLOUR), (boxes & dark, FLAG_COLOUR_ON_DARK)):
+        rows, cols = np.nonzero(selection)
+        if rows.size == 0:
+            continue
+        polygons = _box_polygons(ax, rows, cols, box_size)
+        path = Path.make_compound_path(*(Path(polygon, closed=True) for polygon in polygons))
+        patch = PathPatch(
+            path,
+            facecolor="none",
+            edgecolor=colour,
+            linewidth=0.0,
+            hatch=hatch,
+            transform=ax.transData,
+            zorder=2,
+            gid="flagged",
         )
+        ax.add_artist(patch)  # not add_patch: its data-limit update walks every vertex
+        patches.append(patch)
+    return patches
+
+
+def biome_legend_handles(
+    names: Mapping[int, str], *, unclassified: bool = True, flagged_label: str | None = None
+) -> list[Any]:
+    """Legend handles of a biome map: one patch per biome, unclassified ocean, flagged boxes.
+
+    Parameters
+    ----------
+    names
+        Biome number -> name.
+    unclassified
+        Add the white patch of ocean boxes without a biome.
+    flagged_label
+        Label of the hatched boxes; None: no such entry.
+
+    Returns
+    -------
+    list of matplotlib.patches.Patch
+    """
+    from matplotlib.patches import Patch
+
+    colours = biome_colours(names)
+    handles = [
+        Patch(facecolor=colours[k], edgecolor="0.3", label=f"{k}: {names[k]}")
+        for k in sorted(names)
+    ]
+    if unclassified:
+        handles.append(
+            Patch(facecolor=UNCLASSIFIED_COLOUR, edgecolor="0.3", label="ocean, not classified")
+        )
+    if flagged_label is not None:
+        handles.append(
+            Patch(facecolor="white", edgecolor=FLAG_COLOUR, hatch=FLAG_HATCH, label=flagged_label)
+        )
+    return handles
 
 
 def plot_biome_map(
@@ -139,6 +502,9 @@ def plot_biome_map(
     land: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     title: str = "",
     legend: bool = True,
+    flagged: np.ndarray | None = None,
+    flagged_label: str = "out of distribution or class probability < 0.5",
+    grid_labels: bool = True,
 ) -> None:
     """Draw biome labels on the box lattice.
 
@@ -157,10 +523,16 @@ def plot_biome_map(
     title
         Axes title.
     legend
-        Draw a legend with the biome names.
+        Draw a legend with the biome names below the map.
+    flagged
+        (n_lat_boxes, n_lon_boxes) booleans: classified boxes to hatch over their biome colour
+        (e.g. out of the training distribution or of low class probability); boxes without a
+        biome are never hatched. None: no hatching and no legend entry.
+    flagged_label
+        Legend text of the hatched boxes.
+    grid_labels
+        Label latitudes and longitudes.
     """
-    import cartopy.crs as ccrs
-
     numbers = sorted(names)
     colours = biome_colours(names)
     cmap = ListedColormap([colours[k] for k in numbers])
@@ -168,33 +540,29 @@ def plot_biome_map(
     index = np.ma.masked_all(label_grid.shape, dtype=float)
     for i, k in enumerate(numbers):
         index[np.ma.filled(label_grid == k, False)] = i
-    lat_edges = -90.0 + box_size * np.arange(label_grid.shape[0] + 1)
-    lon_edges = -180.0 + box_size * np.arange(label_grid.shape[1] + 1)
-    if land is not None:
-        _draw_land(ax, *land)
-    ax.pcolormesh(
-        lon_edges,
-        lat_edges,
-        index,
-        cmap=cmap,
-        norm=norm,
-        transform=ccrs.PlateCarree(),
-        rasterized=True,
-    )
-    ax.gridlines(linewidth=0.3, color="0.6", alpha=0.6)
+    lat_edges, lon_edges = lattice_edges(box_size, label_grid.shape)
+    draw_land(ax, land)
+    pcolormesh_on_map(ax, lon_edges, lat_edges, index, cmap=cmap, norm=norm, rasterized=True)
+    if flagged is not None:
+        flagged = np.asarray(flagged, dtype=bool)
+        if flagged.shape != label_grid.shape:
+            raise ValueError(
+                f"flagged has shape {flagged.shape}, the label grid {label_grid.shape}"
+            )
+        dark_biomes = [k for k in numbers if _is_dark(colours[k])]
+        dark = np.ma.filled(np.isin(label_grid, dark_biomes), False)
+        hatch_boxes(ax, flagged & ~np.ma.getmaskarray(label_grid), box_size, dark=dark)
+    add_gridlines(ax, labels=grid_labels)
     if title:
         ax.set_title(title, fontsize=10)
     if legend:
-        from matplotlib.patches import Patch
-
-        handles = [
-            Patch(facecolor=colours[k], edgecolor="0.3", label=f"{k}: {names[k]}") for k in numbers
-        ]
-        handles.append(Patch(facecolor="white", edgecolor="0.3", label="ocean, not classified"))
+        handles = biome_legend_handles(
+            names, flagged_label=flagged_label if flagged is not None else None
+        )
         ax.legend(
             handles=handles,
             loc="upper center",
-            bbox_to_anchor=(0.5, -0.02),
+            bbox_to_anchor=(0.5, -0.08 if grid_labels else -0.02),
             ncols=min(len(handles), 4),
             fontsize=8,
             frameon=False,

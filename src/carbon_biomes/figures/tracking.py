@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from carbon_biomes.core.classifier import EvaluationReport
@@ -14,6 +15,7 @@ from carbon_biomes.figures.detection import land_of
 
 __all__ = [
     "confusion_figure",
+    "flagged_boxes",
     "scores_figure",
     "seasonal_months",
     "tracked_maps_figure",
@@ -70,22 +72,90 @@ def seasonal_months(months: Sequence[str], preferred_year: str | None = None) ->
     return list(months[:: max(len(months) // 4, 1)][:4])
 
 
+def flagged_boxes(tracked: TrackedBiomes, t: int, low_probability: float = 0.5) -> np.ndarray:
+    """Classified boxes of month ``t`` that are out of distribution or of low class probability.
+
+    Parameters
+    ----------
+    tracked
+        The tracked biomes.
+    t
+        Month index.
+    low_probability
+        Boxes whose winning class probability is below this are flagged.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_lat_boxes, n_lon_boxes) booleans: ``ood == 1`` or ``probability < low_probability``,
+        False where the box carries no label.
+    """
+    classified = ~np.ma.getmaskarray(tracked.labels[t])
+    ood = np.ma.filled(tracked.ood[t] == 1, False)
+    unlikely = np.ma.filled(tracked.probability[t] < low_probability, False)
+    return classified & (ood | unlikely)
+
+
 def tracked_maps_figure(
-    tracked: TrackedBiomes, months: Sequence[str], grid: NativeGrid, title: str
+    tracked: TrackedBiomes,
+    months: Sequence[str],
+    grid: NativeGrid,
+    title: str,
+    *,
+    low_probability: float = 0.5,
 ) -> Figure:
-    """Biome maps of a few months (2 x 2 panels) with a shared legend."""
-    fig = plotting.new_figure(13.0, 8.0)
+    """Biome maps of a few months (2 columns) with a shared legend below.
+
+    Boxes out of the training distribution (``tracked.ood == 1``) or whose class probability is
+    below ``low_probability`` are hatched over their biome colour; each panel's title gives the
+    hatched share of its classified boxes.
+
+    Parameters
+    ----------
+    tracked
+        The tracked biomes.
+    months
+        ``YYYY-MM`` of the months to map (e.g. :func:`seasonal_months`).
+    grid
+        The dataset's native grid (its land is shaded).
+    title
+        Figure title.
+    low_probability
+        Class-probability threshold of the hatching.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    n_cols = 2 if len(months) > 1 else 1
+    n_rows = max(-(-len(months) // n_cols), 1)
+    fig = plotting.new_figure(6.5 * n_cols, 3.6 * n_rows + 1.2)
+    flagged_label = f"out of training distribution, or class probability < {low_probability:g}"
+    land = land_of(grid)
     for i, month in enumerate(months):
         t = tracked.months.index(month)
-        ax = plotting.map_axes(fig, (2, 2, i + 1))
+        flagged = flagged_boxes(tracked, t, low_probability)
+        n_classified = int((~np.ma.getmaskarray(tracked.labels[t])).sum())
+        share = 100.0 * flagged.sum() / max(n_classified, 1)
+        ax = plotting.map_axes(fig, (n_rows, n_cols, i + 1))
         plotting.plot_biome_map(
             ax,
             tracked.labels[t],
             tracked.box_size,
             tracked.names,
-            land=land_of(grid),
-            title=month,
-            legend=i == len(months) - 1,
+            land=land,
+            title=f"{month} ({share:.0f} % of classified boxes hatched)",
+            legend=False,
+            flagged=flagged,
+            flagged_label=flagged_label,
         )
+    handles = plotting.biome_legend_handles(tracked.names, flagged_label=flagged_label)
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncols=min(len(handles), 4),
+        fontsize=8,
+        frameon=False,
+    )
     fig.suptitle(title, fontsize=11)
     return fig
