@@ -182,3 +182,31 @@ def test_detection_and_tracking_outputs(esmvaltool_run):
     rows = (work / "tracking" / "tracking_metrics.csv").read_text(encoding="utf-8").splitlines()
     assert rows[0] == "dataset,model,ensemble,exp,biome,metric,value"
     assert any(",all,accuracy," in row for row in rows)
+
+
+def test_analysis_of_every_dataset_sums_to_100(esmvaltool_run):
+    """The analysis stage under esmvaltool: coverage of every alias, region and month."""
+    _, run_dir = esmvaltool_run
+    aliases = _aliases(run_dir)
+    work = run_dir / "work" / "carbon_biomes" / "analysis"
+    plots = run_dir / "plots" / "carbon_biomes" / "analysis"
+    for (model, exp, ensemble), alias in aliases.items():
+        rows = products.read_table(work / f"{alias}_coverage.csv",
+                                   products.PRODUCTS["coverage_table"])  # fmt: skip
+        assert {(r["dataset"], r["model"], r["exp"], r["ensemble"]) for r in rows} == {
+            (alias, model, exp, ensemble)
+        }
+        totals: dict[tuple[str, str], float] = {}
+        for row in rows:
+            if float(row["classified_area_km2"]) > 0:
+                key = (row["region"], row["time"])
+                totals[key] = totals.get(key, 0.0) + float(row["coverage_percent"])
+        assert len(totals) >= 5 * 12 * 0.7
+        assert all(abs(total - 100.0) <= 0.01 for total in totals.values())
+        # the physical context came from the preprocessed fields named as ancestors
+        context = products.read_table(work / f"{alias}_physical_context.csv",
+                                      products.PRODUCTS["physical_context"])  # fmt: skip
+        assert {"sst", "sss", "mld", "ice", "fco2"} <= {r["variable"] for r in context}
+        for figure in ("coverage_seasonal_cycle", "coverage_series", "coverage_bars",
+                       "frequency_maps", "rc_trend_maps"):  # fmt: skip
+            assert (plots / f"{alias}_{figure}.png").is_file()
