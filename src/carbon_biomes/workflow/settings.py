@@ -257,7 +257,8 @@ class AnalysisScriptSettings:
         see :func:`~carbon_biomes.core.regions.regions_from_settings`); default the paper's
         four and the global ocean.
     trends
-        Trend test (settings ``trend_method``: ``hamed_rao``, ``prewhitening`` or ``original``;
+        Trend test (settings ``trend_method``: ``prewhitening`` (default), ``hamed_rao`` or
+        ``original``;
         ``trend_alpha``, default 0.05; ``min_years``, default 10: a shorter period gets no
         trends, with a log line).
     frequency_map_months
@@ -291,7 +292,7 @@ class AnalysisScriptSettings:
         }  # fmt: skip
         check_known_keys("the analysis script", set(cfg) - ESMVALCORE_KEYS, own)
         trends = TrendSettings(
-            method=cfg.get("trend_method", "hamed_rao"),
+            method=cfg.get("trend_method", TrendSettings.method),
             alpha=cfg.get("trend_alpha", 0.05),
             min_years=cfg.get("min_years", TrendSettings.min_years),
         )
