@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from carbon_biomes.core.errors import DiagnosticError
-from carbon_biomes.core.matching import map_agreement, match_biomes
+from carbon_biomes.core.matching import (
+    agreement_map,
+    map_agreement,
+    match_biomes,
+    multi_model_summary,
+)
 
 
 def planted_map(rng: np.random.Generator, shift: int = 0) -> np.ma.MaskedArray:
@@ -74,3 +79,22 @@ def test_agreement_is_area_weighted():
     assert map_agreement(labels, reference, area).agreement == pytest.approx(0.25)
     with pytest.raises(DiagnosticError, match="shapes"):
         map_agreement(labels, reference[:1])
+
+
+def test_agreement_map_counts_the_models_that_agree_with_the_reference():
+    reference = np.ma.MaskedArray(np.array([[1, 2, 3]]), mask=[[False, False, True]])
+    models = [
+        np.ma.MaskedArray(np.array([[1, 2, 3]])),
+        np.ma.MaskedArray(np.array([[1, 1, 3]])),
+        np.ma.MaskedArray(np.array([[2, 1, 3]]), mask=[[True, False, False]]),
+    ]
+    fraction = agreement_map(models, reference)
+    assert fraction[0, 0] == pytest.approx(1.0)  # two of two classifying models agree
+    assert fraction[0, 1] == pytest.approx(1 / 3)
+    assert np.ma.is_masked(fraction[0, 2])  # the reference does not classify it
+
+
+def test_multi_model_mean_and_spread_skip_missing_values():
+    mean, spread = multi_model_summary({"A": 0.8, "B": 0.6, "C": float("nan")})
+    assert mean == pytest.approx(0.7) and spread == pytest.approx(np.std([0.8, 0.6], ddof=1))
+    assert np.isnan(multi_model_summary({"A": 0.5})[1])

@@ -9,7 +9,7 @@ box lattice is measured area-weighted (scikit-learn's metrics with sample weight
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +19,14 @@ from sklearn.metrics import adjusted_rand_score, cohen_kappa_score, f1_score, ja
 from carbon_biomes.core.errors import DiagnosticError
 from carbon_biomes.core.validation import check_number
 
-__all__ = ["BiomeMatch", "MapAgreement", "map_agreement", "match_biomes"]
+__all__ = [
+    "BiomeMatch",
+    "MapAgreement",
+    "agreement_map",
+    "map_agreement",
+    "match_biomes",
+    "multi_model_summary",
+]
 
 
 @dataclass(frozen=True)
@@ -194,3 +201,51 @@ def map_agreement(
         area_fraction={int(k): float(w[x == k].sum() / total) for k in biomes},
         area_fraction_reference={int(k): float(w[y == k].sum() / total) for k in biomes},
     )  # fmt: skip
+
+
+def agreement_map(
+    labels: Sequence[np.ma.MaskedArray], reference: np.ma.MaskedArray
+) -> np.ma.MaskedArray:
+    """Fraction of the datasets whose label equals the reference's, box by box.
+
+    Parameters
+    ----------
+    labels
+        One label map per dataset, on the reference's lattice and label set, masked where
+        unclassified.
+    reference
+        The reference label map.
+
+    Returns
+    -------
+    numpy.ma.MaskedArray
+        Fraction (0-1) among the datasets that classify the box; masked where the reference or
+        every dataset leaves it unclassified.
+    """
+    reference = np.ma.asarray(reference)
+    if not labels:
+        raise DiagnosticError("an agreement map needs at least one dataset")
+    stack = np.ma.stack([np.ma.asarray(m) for m in labels])
+    if stack.shape[1:] != reference.shape:
+        raise DiagnosticError(
+            f"label maps of shape {stack.shape[1:]} for a reference of shape {reference.shape}"
+        )
+    classified = ~np.ma.getmaskarray(stack) & ~np.ma.getmaskarray(reference)[None]
+    same = classified & (np.ma.getdata(stack) == np.ma.getdata(reference)[None])
+    count = classified.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = same.sum(axis=0) / count
+    return np.ma.masked_where(count == 0, fraction)
+
+
+def multi_model_summary(values: Mapping[str, float]) -> tuple[float, float]:
+    """Multi-model mean and spread (standard deviation, ddof 1) of one metric over datasets.
+
+    NaN values (a metric a dataset does not have) are left out; fewer than two values give a
+    NaN spread.
+    """
+    data = np.array([v for v in values.values() if np.isfinite(v)], dtype=float)
+    if data.size == 0:
+        return float("nan"), float("nan")
+    spread = float(np.std(data, ddof=1)) if data.size > 1 else float("nan")
+    return float(data.mean()), spread
