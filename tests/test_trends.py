@@ -428,3 +428,14 @@ def test_trend_map_recovers_a_gradient_of_slopes():
     whitened = trend_map(values, method="prewhitening")
     assert 0.8 <= whitened.significant[clear].mean() < 1.0
     assert (np.sign(whitened.z[clear]) == np.sign(slope[clear])).all()
+
+
+def test_short_period_reason_counts_calendar_years():
+    from carbon_biomes.core.trends import short_period_reason
+
+    assert short_period_reason(months_from(2000, 10), 10) is None
+    reason = short_period_reason(months_from(2008, 2), 10)
+    assert reason == ("the period 2008-01 to 2009-12 spans 2 calendar year(s), fewer than "
+                      "min_years = 10")  # fmt: skip
+    # Dec 2008 to Jan 2010 touches three calendar years
+    assert short_period_reason(["2008-12", "2009-06", "2010-01"], 3) is None

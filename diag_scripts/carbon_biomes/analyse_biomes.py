@@ -28,13 +28,17 @@ import numpy as np
 
 from carbon_biomes.core.context import physical_context
 from carbon_biomes.core.coverage import coverage, frequency_maps, iter_native_labels
-from carbon_biomes.core.coverage_statistics import DESEASONALIZED, coverage_statistics
+from carbon_biomes.core.coverage_statistics import (
+    CALENDAR_MONTH_SERIES,
+    DESEASONALIZED,
+    coverage_statistics,
+)
 from carbon_biomes.core.errors import DiagnosticError
 from carbon_biomes.core.monthly_regression import DRIVER_UNITS
 from carbon_biomes.core.rc_trends import rc_trends
 from carbon_biomes.core.regions import cell_areas, region_masks
 from carbon_biomes.core.regression import DEFAULT_DRIVER_NAMES
-from carbon_biomes.core.trends import per_decade
+from carbon_biomes.core.trends import month_index, per_decade
 from carbon_biomes.figures import analysis as figures
 from carbon_biomes.figures.detection import land_of
 from carbon_biomes.workflow import products, tables
@@ -45,8 +49,6 @@ from carbon_biomes.workflow.settings import AnalysisScriptSettings
 
 logger = logging.getLogger(__name__)
 PRODUCTS = products.PRODUCTS
-MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
-               "September", "October", "November", "December")  # fmt: skip
 #: Analysis name -> units of the physical-context fields.
 CONTEXT_UNITS = {name: unit for name, unit, _ in ANALYSIS_UNITS.values()}
 
@@ -137,11 +139,10 @@ def analyse_dataset(
     fields, variables, indices = context_fields(identity, metadata, settings, months)
     context = None
     if variables:
-        labels = (np.ma.MaskedArray(block[0]) for block in
-                  iter_native_labels(tracked.labels, grid, block_months=1))  # fmt: skip
         context = physical_context(
-            (month.fields for month in fields.iter_months(variables, indices)), labels, masks,
-            areas, numbers, months=months, variables=variables,
+            (month.fields for month in fields.iter_months(variables, indices)),
+            iter_native_labels(tracked.labels, grid), masks, areas, numbers, months=months,
+            variables=variables,
         )  # fmt: skip
         context_ancestors = ancestors + fields.ancestors
         context_what = f"{what}; fields: {', '.join(variables)}"
@@ -154,15 +155,11 @@ def analyse_dataset(
         ancestors = context_ancestors
 
     # trends of the regression coefficients
-    slopes = rcs.significant_slopes(months)
-    min_length = settings.trends.min_length
-    if stats.skipped_reason is not None:
-        logger.info("%s: no RC trends: %s", alias, stats.skipped_reason)
-        min_length = len(months) + 1  # every series too short: NaN, never a number
-    trends = rc_trends(slopes, months, tracked.labels, tracked.box_area, numbers,
-                       driver_names=DEFAULT_DRIVER_NAMES, method=settings.trends.method,
-                       alpha=settings.trends.alpha, min_length=min_length,
-                       min_coverage=settings.rc_trend_min_coverage)  # fmt: skip
+    trends = rc_trends(rcs.significant_slopes(months), months, tracked.labels, tracked.box_area,
+                       numbers, driver_names=DEFAULT_DRIVER_NAMES, method=settings.trends.method,
+                       alpha=settings.trends.alpha, min_length=settings.trends.min_length,
+                       min_coverage=settings.rc_trend_min_coverage,
+                       min_years=settings.trends.min_years)  # fmt: skip
     rc_what = (f"{what}; significant box RCs of {rcs.path.name}, boxes with RCs in at least "
                f"{settings.rc_trend_min_coverage:.0%} of the months")  # fmt: skip
     products.write_rc_trends(writer, identity, trends, names, tracked.box_size, rcs.calendar,
@@ -183,7 +180,7 @@ def write_figures(
     label = identity.describe()
     regions = list(table.regions)
     land = land_of(grid)
-    times = np.array([int(m[:4]) + (int(m[5:7]) - 0.5) / 12 for m in table.months])
+    times = (month_index(list(table.months)) + 0.5) / 12.0  # mid-month, fractional years
     series_trends = {}
     for item in stats.trends:
         if item.series == DESEASONALIZED and not item.result.skipped:
@@ -194,7 +191,7 @@ def write_figures(
                   if stats.skipped_reason is None
                   else f"no trends: {stats.skipped_reason}")  # fmt: skip
     bars = np.moveaxis(stats.seasonal_mean, 1, 2)  # (regions, 12, biomes)
-    rows = ["all months", *(MONTH_NAMES[m - 1] for m in settings.frequency_map_months)]
+    rows = ["all months", *(CALENDAR_MONTH_SERIES[m - 1] for m in settings.frequency_map_months)]
     frequency = np.stack([freq.overall, *(freq.monthly[:, m - 1]
                                           for m in settings.frequency_map_months)])  # fmt: skip
     drivers = list(DEFAULT_DRIVER_NAMES)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from carbon_biomes.core.coverage import _biome_numbers, _blocks, _codes, _months
+from carbon_biomes.core.coverage import _biome_numbers, _blocks, _codes, _months, _region_cells
 from carbon_biomes.core.errors import DiagnosticError, SettingsError
 from carbon_biomes.core.trends import seasonal_cycle
 
@@ -221,22 +221,9 @@ def physical_context(
         raise DiagnosticError(f"the cell areas must be (ny, nx), got shape {areas.shape}")
     regions = tuple(masks)
     n_biomes, n_regions, n_months = numbers.size, len(regions), len(month_names)
-    cells, region_of = [], []
-    for r, region in enumerate(regions):
-        mask = np.asarray(masks[region], dtype=bool)
-        if mask.shape != areas.shape:
-            raise DiagnosticError(
-                f"the mask of region '{region}' has shape {mask.shape}, the areas {areas.shape}"
-            )
-        index = np.flatnonzero(mask)
-        weight = areas.reshape(-1)[index]
-        if not np.all(np.isfinite(weight) & (weight >= 0.0)):
-            raise DiagnosticError(
-                f"region '{region}': {int(np.sum(~(weight >= 0.0)))} cell(s) without a finite, "
-                "non-negative area"
-            )
-        cells.append(index)
-        region_of.append(np.full(index.size, r * (n_biomes + 1), dtype=np.int64))
+    cells, _ = _region_cells(masks, areas)
+    region_of = [np.full(index.size, r * (n_biomes + 1), dtype=np.int64)
+                 for r, index in enumerate(cells)]  # fmt: skip
     # the cells of all regions, one after the other (regions may overlap)
     cell_index = np.concatenate(cells) if cells else np.zeros(0, dtype=np.intp)
     region_base = np.concatenate(region_of) if region_of else np.zeros(0, dtype=np.int64)

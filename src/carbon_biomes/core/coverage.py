@@ -272,23 +272,7 @@ def coverage(
     n_biomes = numbers.size
     areas = np.ma.filled(np.ma.asarray(areas, dtype=np.float64), np.nan)
     names = tuple(masks)
-    cells: list[np.ndarray] = []
-    weights: list[np.ndarray] = []
-    for name in names:
-        mask = np.asarray(masks[name], dtype=bool)
-        if mask.shape != areas.shape:
-            raise DiagnosticError(
-                f"the mask of region '{name}' has shape {mask.shape}, the areas {areas.shape}"
-            )
-        index = np.flatnonzero(mask)
-        weight = areas.reshape(-1)[index]
-        if not np.all(np.isfinite(weight) & (weight >= 0.0)):
-            raise DiagnosticError(
-                f"region '{name}': {int(np.sum(~(weight >= 0.0)))} cell(s) without a finite, "
-                "non-negative area"
-            )
-        cells.append(index)
-        weights.append(weight)
+    cells, weights = _region_cells(masks, areas)
 
     # per region, month and code (biome index, n_biomes = unclassified): area
     sums: list[np.ndarray] = []
@@ -433,6 +417,37 @@ def frequency_maps(
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
+def _region_cells(
+    masks: Mapping[str, np.ndarray], areas: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Flat indices and areas of every region's cells, in the order of ``masks``.
+
+    Raises
+    ------
+    DiagnosticError
+        On a mask of another shape than the areas, or a region cell without a finite,
+        non-negative area.
+    """
+    cells: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    for name, given in masks.items():
+        mask = np.asarray(given, dtype=bool)
+        if mask.shape != areas.shape:
+            raise DiagnosticError(
+                f"the mask of region '{name}' has shape {mask.shape}, the areas {areas.shape}"
+            )
+        index = np.flatnonzero(mask)
+        weight = areas.reshape(-1)[index]
+        if not np.all(np.isfinite(weight) & (weight >= 0.0)):
+            raise DiagnosticError(
+                f"region '{name}': {int(np.sum(~(weight >= 0.0)))} cell(s) without a finite, "
+                "non-negative area"
+            )
+        cells.append(index)
+        weights.append(weight)
+    return cells, weights
+
+
 def _biome_numbers(biome_numbers: Iterable[int]) -> np.ndarray:
     """Unique, ascending integer biome numbers."""
     values = list(biome_numbers)

@@ -35,13 +35,15 @@ from carbon_biomes.core.trends import (
     month_index,
     per_decade,
     seasonal_cycle,
+    short_period_reason,
     trend_test,
 )
 from carbon_biomes.core.validation import check_choice, check_int, check_number
 
 __all__ = [
-    "DESEASONALIZED",
     "ANNUAL_MEAN",
+    "CALENDAR_MONTH_SERIES",
+    "DESEASONALIZED",
     "CoverageStatistics",
     "SeriesTrend",
     "TrendSettings",
@@ -230,15 +232,8 @@ def coverage_statistics(
     years, annual = annual_means(by_time, index)  # (Y, R, K)
     _, u_annual = annual_means(unclassified.T, index)
 
-    n_years = int(index.max() // 12 - index.min() // 12 + 1) if index.size else 0
-    skipped_reason = None
-    if n_years < settings.min_years:
-        skipped_reason = (
-            f"the period {months[0]} to {months[-1]} spans {n_years} calendar year(s), fewer "
-            f"than min_years = {settings.min_years}"
-            if months
-            else "no months"
-        )
+    skipped_reason = short_period_reason(index, settings.min_years)
+    if skipped_reason is not None:
         logger.info("%sno coverage trends: %s", prefix, skipped_reason)
 
     trends: list[SeriesTrend] = []

@@ -64,9 +64,10 @@ from carbon_biomes.core.trends import (
     deseasonalize,
     month_index,
     per_decade,
+    short_period_reason,
     trend_map,
 )
-from carbon_biomes.core.validation import check_choice, check_number
+from carbon_biomes.core.validation import check_choice, check_int, check_number
 
 __all__ = [
     "ALL_BOXES",
@@ -339,6 +340,7 @@ def rc_trends(
     alpha: float = 0.05,
     min_length: int = MIN_LENGTH,
     min_coverage: float = 0.5,
+    min_years: int = 1,
 ) -> RCTrends:
     """Trends of the regression coefficients of every box and of every biome's mean.
 
@@ -368,6 +370,9 @@ def rc_trends(
     min_coverage
         A box is tested only where its RC is valid in at least this fraction of the months
         (0 to 1, default 0.5); other boxes are NaN.
+    min_years
+        Fewest calendar years the period must span (default 1): a shorter period gives NaN
+        trends everywhere (biome series are still computed), with a log line.
 
     Returns
     -------
@@ -393,6 +398,10 @@ def rc_trends(
     index = month_index(list(month_names))
     if np.unique(index).size != index.size:
         raise DiagnosticError("the months of the RC trends repeat a month")
+    too_short = short_period_reason(index, check_int("min_years", min_years, 1))
+    if too_short is not None:
+        logger.info("No RC trends: %s", too_short)
+        min_length = index.size + 1  # every series is too short to test: NaN, never a number
     if isinstance(driver_names, str):
         raise SettingsError(f"driver_names must be a list of names, got {driver_names!r}")
     drivers = tuple(str(name) for name in driver_names)

@@ -441,6 +441,30 @@ def month_index(months: Months) -> np.ndarray:
     return index
 
 
+def short_period_reason(months: Months, min_years: int) -> str | None:
+    """Why a monthly period is too short for trends, or ``None`` when it spans ``min_years``.
+
+    Parameters
+    ----------
+    months
+        The month of every step (see :func:`month_index`).
+    min_years
+        Fewest calendar years the period must span.
+    """
+    index = month_index(months)
+    if index.size == 0:
+        return "no months"
+    n_years = int(index.max() // 12 - index.min() // 12 + 1)
+    if n_years >= min_years:
+        return None
+    first, last = int(index.min()), int(index.max())
+    return (
+        f"the period {first // 12:04d}-{first % 12 + 1:02d} to {last // 12:04d}-"
+        f"{last % 12 + 1:02d} spans {n_years} calendar year(s), fewer than min_years = "
+        f"{min_years}"
+    )
+
+
 def calendar_months(months: Months) -> np.ndarray:
     """Calendar month (1-12) of every monthly time step (see :func:`month_index`)."""
     return month_index(months) % 12 + 1
