@@ -214,7 +214,9 @@ def write_figures(
             f"Biome frequency (% of years), {label}"), what),
         ("rc_trend_maps", figures.rc_trend_maps_figure(
             slope, significant, tracked.box_size, driver_labels, land,
-            f"Trends of the regression coefficients, {label}"), what),
+            f"Trends of the regression coefficients, {label}"
+            + ("" if stats.skipped_reason is None else " (period shorter than min_years)")),
+            f"{what}; {trend_note}"),
     ]  # fmt: skip
     if context is not None and "sst" in context.variables and "Global" in context.regions:
         mean, std = context.seasonal("sst")
