@@ -17,7 +17,7 @@ PAPER_RECIPE := recipes/recipe_carbon_biomes_paper.yml
 PYTEST_ARGS ?=
 DEMO_ARGS   ?=
 
-.PHONY: help env demo paper sample-data test test-fast lint bench clean distclean
+.PHONY: help env browser demo paper sample-data test test-fast lint bench clean distclean
 
 help:
 	@echo "make demo       set up .venv, generate sample data, run $(DEMO_RECIPE)"
@@ -50,8 +50,19 @@ paper: $(STAMP) sample-data
 	$(VENV_PY) tools/run_demo.py --recipe $(PAPER_RECIPE) --data $(SAMPLE_DIR) \
 	    --config-dir $(CONFIG_DIR) --output-dir $(OUTPUT_DIR) $(DEMO_ARGS)
 
-test: $(STAMP)
-	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+# The report test opens the HTML report in Debian's headless Chromium (installed here when
+# missing; needs root or sudo, or install the package 'chromium' yourself).
+CHROMIUM    ?= /usr/bin/chromium
+
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	    echo "Installing Debian's chromium for the report test (apt-get)"; \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: $(STAMP) browser
+	CARBON_BIOMES_CHROMIUM=$(CHROMIUM) $(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(VENV_PY) -m pytest -m "not esmvaltool and not slow" $(PYTEST_ARGS)
