@@ -110,28 +110,56 @@ class DatasetIdentity:
 IDENTITY_COLUMNS: tuple[str, ...] = ("dataset", "model", "ensemble", "exp")
 
 
+def _assembled(parts: list[DatasetIdentity]) -> DatasetIdentity:
+    """One identity for the products that one alias assembles (e.g. carbon and SST products)."""
+
+    def joined(key: str) -> str:
+        values = list(dict.fromkeys(getattr(part, key) for part in parts if getattr(part, key)))
+        return "+".join(values)
+
+    return DatasetIdentity(
+        alias=parts[0].alias,
+        dataset=joined("dataset"),
+        project=joined("project"),
+        exp=joined("exp"),
+        ensemble=joined("ensemble"),
+        grid=joined("grid"),
+    )
+
+
 def group_by_dataset(
     input_data: Iterable[Mapping[str, Any]],
 ) -> dict[DatasetIdentity, list[dict[str, Any]]]:
     """Group the preprocessed files of a script by dataset identity (sorted by alias).
 
+    One alias may assemble several products when each variable comes from one of them: an
+    observation-based reference with the carbon variables of one product and SST of another
+    gets the alias set in the recipe on both dataset entries. Its identity then names all of
+    them (``dataset`` ``PRODUCT-A+PRODUCT-B``, projects likewise, in the order met).
+
     Raises
     ------
     DiagnosticError
-        When one alias stands for two different datasets (it should never: the alias is
-        ESMValCore's recipe-unique name), or when there is no input at all.
+        When one alias gives a variable twice (two datasets under one alias, e.g. two ensemble
+        members with the same alias set in the recipe), or when there is no input at all.
     """
     groups: dict[str, list[dict[str, Any]]] = {}
-    identities: dict[str, DatasetIdentity] = {}
+    parts: dict[str, list[DatasetIdentity]] = {}
+    sources: dict[tuple[str, str], DatasetIdentity] = {}
     for item in input_data:
         identity = DatasetIdentity.from_metadata(item)
-        known = identities.setdefault(identity.alias, identity)
-        if known != identity:
+        variable = str(item.get("variable_group") or item.get("short_name", ""))
+        known = sources.get((identity.alias, variable))
+        if known is not None:
             raise DiagnosticError(
-                f"the alias {identity.alias} names two datasets ({known.describe()} and "
-                f"{identity.describe()}); give them distinct aliases in the recipe"
+                f"the alias {identity.alias} gives the variable {variable} twice "
+                f"({known.describe()} and {identity.describe()}); give the datasets distinct "
+                "aliases in the recipe"
             )
+        sources[identity.alias, variable] = identity
         groups.setdefault(identity.alias, []).append(dict(item))
+        if identity not in parts.setdefault(identity.alias, []):
+            parts[identity.alias].append(identity)
     if not groups:
         raise DiagnosticError("no input data: the recipe gives this script no variables")
-    return {identities[alias]: groups[alias] for alias in sorted(groups)}
+    return {_assembled(parts[alias]): groups[alias] for alias in sorted(groups)}

@@ -27,6 +27,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,9 @@ _UNITS_PER_DRIVER = ", ".join(f"{d}: {DRIVER_UNITS[d]}" for d in DEFAULT_DRIVER_
 _DRIVER_LONG = {"sst": "sea surface temperature", "dic": "DIC", "alk": "alkalinity"}
 
 
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
 class ProductError(DiagnosticError):
     """A file is not the product (or format version) a reader expects, or is missing."""
 
@@ -127,13 +131,21 @@ class Product:
     plot_types: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
 
-    def filename(self, identity: DatasetIdentity | None = None) -> str:
-        """The file name for a dataset (or for all datasets when the pattern has no alias)."""
+    def filename(self, identity: DatasetIdentity | None = None, **fields: str) -> str:
+        """The file name for a dataset (or for all datasets when the pattern has no alias).
+
+        Other fields of the pattern (``{region}``) are given as keywords, made safe for a
+        file name.
+        """
+        values = {key: _UNSAFE_NAME.sub("_", str(value)) for key, value in fields.items()}
         if "{alias}" in self.pattern:
             if identity is None:
                 raise ValueError(f"product {self.name} is per dataset: give its identity")
-            return self.pattern.format(alias=identity.file_stem)
-        return self.pattern
+            values["alias"] = identity.file_stem
+        try:
+            return self.pattern.format(**values)
+        except KeyError as exc:
+            raise ValueError(f"product {self.name} needs the field {exc.args[0]}") from None
 
     def attributes(self) -> dict[str, Any]:
         """The product's identifying global attributes."""
@@ -531,6 +543,134 @@ PRODUCTS: dict[str, Product] = {
             plot_types=("geo",),
             statistics=("classification",),
         ),
+        # comparison stage
+        Product(
+            "common_biomes",
+            "{alias}_common_biomes.nc",
+            "netcdf",
+            "Monthly labels of the common carbon biomes on the box lattice (one label set for "
+            "every dataset of the comparison), with the softmax probability, an "
+            "out-of-distribution flag and the box ocean area; {what}.",
+            title="Common carbon biomes of every month (one classifier for all datasets)",
+            statistics=("classification",),
+        ),
+        Product(
+            "pooled_biome_classifier",
+            "pooled_biome_classifier",
+            "model",
+            "Biome classifier trained on the biomes detected in the pooled reference boxes of "
+            "all datasets (Keras network and JSON scaler, labels, settings, test scores); "
+            "{what}.",
+            statistics=("classification",),
+        ),
+        Product(
+            "common_biome_centroids",
+            "comparison_common_biomes.csv",
+            "table",
+            "The common biomes: number, name and mean standardized regression coefficients in "
+            "the common standardization, for the common set and for every dataset's boxes of "
+            "the biome in its reference month(s); {what}.",
+            statistics=("clustering", "mean"),
+            columns=(
+                *IDENTITY_COLUMNS,
+                "biome_number",
+                "biome",
+                "n_boxes",
+                *(f"z_{d}" for d in DEFAULT_DRIVER_NAMES),
+            ),  # fmt: skip
+        ),
+        Product(
+            "comparison_matching",
+            "comparison_matching.csv",
+            "table",
+            "Each dataset's own biomes matched to the common biomes (Hungarian assignment on "
+            "centroid distance in the common standardized RC space and spatial overlap): "
+            "matched pairs with their cost, novel own biomes and absent common biomes; {what}.",
+            statistics=("clustering", "other"),
+            columns=(
+                *IDENTITY_COLUMNS,
+                "own_biome_number",
+                "own_biome",
+                "common_biome_number",
+                "common_biome",
+                "status",
+                "cost",
+            ),  # fmt: skip
+        ),
+        Product(
+            "comparison_metrics",
+            "comparison_metrics.csv",
+            "table",
+            "Comparison metrics in long format, per dataset against the reference, region and "
+            "biome: area-weighted agreement, Cohen's kappa, adjusted Rand index, Jaccard and F1, "
+            "area fractions and their differences, centroid distances, RMSE of the seasonal "
+            "coverage cycle, coverage trends and their differences; multi-model mean and "
+            "spread as rows MultiModelMean and MultiModelSpread; {what}.",
+            statistics=("perfmetrics", "rmsd", "diff", "trend"),
+            columns=(*IDENTITY_COLUMNS, "region", "biome", "metric", "value", "units"),
+        ),
+        Product(
+            "comparison_cmec",
+            "comparison_cmec.json",
+            "json",
+            "The comparison metrics as a CMEC metric bundle (dimensions source_id, region, "
+            "biome, metric); {what}.",
+            statistics=("perfmetrics",),
+        ),
+        Product(
+            "comparison_agreement",
+            "comparison_agreement.nc",
+            "netcdf",
+            "Fraction of the models whose common biome agrees with the reference's in every "
+            "box, over all shared months; {what}.",
+            title="Agreement of the models' common carbon biomes with the reference",
+            statistics=("perfmetrics",),
+        ),
+        Product(
+            "comparison_maps",
+            "comparison_maps",
+            "figure",
+            "Maps of the common carbon biomes of every dataset in one month, one colour and "
+            "name per biome in every panel; {what}.",
+            plot_types=("geo",),
+            statistics=("classification",),
+        ),
+        Product(
+            "comparison_coverage_bars",
+            "comparison_coverage_bars",
+            "figure",
+            "Share of the ocean area of every common biome per dataset (mean over the shared "
+            "months); {what}.",
+            plot_types=("bar",),
+            statistics=("area", "mean"),
+        ),
+        Product(
+            "comparison_seasonal_cycle",
+            "comparison_seasonal_cycle_{region}",
+            "figure",
+            "Seasonal cycle of the coverage of every common biome in one region, one line per "
+            "dataset, the reference in black; {what}.",
+            plot_types=("seas", "line"),
+            statistics=("area", "mean"),
+        ),
+        Product(
+            "comparison_portrait",
+            "comparison_portrait",
+            "figure",
+            "Portrait diagram of the comparison metrics (datasets x metrics), each metric "
+            "relative to the multi-model median; {what}.",
+            plot_types=("portrait",),
+            statistics=("perfmetrics",),
+        ),
+        Product(
+            "comparison_agreement_map",
+            "comparison_agreement_map",
+            "figure",
+            "Map of the fraction of the models whose common biome agrees with the reference's, "
+            "over all shared months; {what}.",
+            plot_types=("geo",),
+            statistics=("perfmetrics",),
+        ),
     )  # fmt: skip
 }
 
@@ -558,9 +698,11 @@ class ProductWriter:
         self.provenance = provenance
         self.script = script
 
-    def path(self, product: Product, identity: DatasetIdentity | None = None) -> Path:
+    def path(
+        self, product: Product, identity: DatasetIdentity | None = None, **fields: str
+    ) -> Path:
         """Where a product of a dataset is written."""
-        name = product.filename(identity)
+        name = product.filename(identity, **fields)
         if product.kind == "figure":
             return self.plot_dir / f"{name}.{self.file_type}"
         return self.work_dir / name
@@ -580,7 +722,7 @@ class ProductWriter:
     def netcdf(
         self,
         product: Product,
-        identity: DatasetIdentity,
+        identity: DatasetIdentity | None,
         ancestors: Sequence[str | os.PathLike],
         what: str,
         attributes: Mapping[str, Any] | None = None,
@@ -594,8 +736,9 @@ class ProductWriter:
         path = self.path(product, identity)
         global_attributes = {
             **product.attributes(),
-            "title": f"{product.title}: {identity.describe()}",
-            **identity.attributes(),
+            "title": product.title if identity is None
+            else f"{product.title}: {identity.describe()}",
+            **(identity.attributes() if identity is not None else {}),
             "history": history_line(self.script, ancestors),
             **dict(attributes or {}),
         }
@@ -612,18 +755,20 @@ class ProductWriter:
         what: str,
         *,
         header: Sequence[str] | None = None,
+        **fields: str,
     ) -> list[Path]:
-        """Write a table (``content``: rows), figure (a Figure) or model (a fitted classifier).
+        """Write a table (rows), figure (a Figure), model (a classifier) or JSON (a dict).
 
         A table's columns are the product's; ``header`` gives them for a table whose columns
-        depend on the data (the threshold scan).
+        depend on the data (the threshold scan). ``fields`` fill the file-name pattern's other
+        fields (``region``).
 
         Returns
         -------
         list of Path
             The files written (each with its provenance record).
         """
-        path = self.path(product, identity)
+        path = self.path(product, identity, **fields)
         if product.kind == "table":
             columns = product.columns or header
             if not columns:
@@ -633,6 +778,12 @@ class ProductWriter:
             written = [save_figure(content, path)]
         elif product.kind == "model":
             written = _save_classifier(content, path)
+        elif product.kind == "json":
+            with atomic_path(path) as tmp:
+                tmp.write_text(json.dumps(content, indent=1, sort_keys=True, allow_nan=False)
+                               + "\n", encoding="utf-8")  # fmt: skip
+            logger.info("Wrote %s", path)
+            written = [path]
         else:
             raise ValueError(f"use ProductWriter.netcdf for the NetCDF product {product.name}")
         for file in written:
@@ -668,6 +819,28 @@ def _save_classifier(classifier: BiomeClassifier, stem: Path) -> list[Path]:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def read_classifier(identity: DatasetIdentity, folders: Iterable[str | os.PathLike]) -> tuple[
+    BiomeClassifier, Path
+]:
+    """The trained biome classifier of a dataset (tracking stage) and its file stem.
+
+    Raises
+    ------
+    ProductError
+        When its files are in none or in more than one of the folders.
+    """
+    product = PRODUCTS["biome_classifier"]
+    stem = product.filename(identity)
+    found = [Path(folder) / stem for folder in folders
+             if (Path(folder) / f"{stem}.json").is_file()]  # fmt: skip
+    if len(found) != 1:
+        raise ProductError(
+            f"{identity.alias}: expected one {stem}.keras/.json in the ancestors' folders, "
+            f"found {len(found)}; list the tracking script under this script's 'ancestors'"
+        )
+    return BiomeClassifier.load(found[0]), found[0]
 
 
 def find_product(
@@ -1396,9 +1569,13 @@ def write_tracked_biomes(
     attributes: Mapping[str, Any],
     ancestors: Sequence[str | os.PathLike],
     what: str,
+    product: Product | None = None,
 ) -> Path:
-    """Write the labels, probabilities, OOD flags and box areas of every month."""
-    product = PRODUCTS["tracked_biomes"]
+    """Write the labels, probabilities, OOD flags and box areas of every month.
+
+    ``product`` is the tracked biomes (default) or the common biomes of the comparison.
+    """
+    product = product or PRODUCTS["tracked_biomes"]
     dims = ("time", "lat", "lon")
     with writer.netcdf(
         product, identity, ancestors, what, {"box_size_degrees": tracked.box_size, **attributes}
@@ -1432,9 +1609,9 @@ def write_tracked_biomes(
     return file.path
 
 
-def read_tracked_biomes(path: str | os.PathLike) -> TrackedBiomes:
-    """Read :func:`write_tracked_biomes`'s file back."""
-    with _open_product(path, PRODUCTS["tracked_biomes"]) as nc:
+def read_tracked_biomes(path: str | os.PathLike, product: Product | None = None) -> TrackedBiomes:
+    """Read :func:`write_tracked_biomes`'s file back (``product``: as written)."""
+    with _open_product(path, product or PRODUCTS["tracked_biomes"]) as nc:
         biome = nc.variables["biome"]
         return TrackedBiomes(
             dataset=str(nc.dataset_alias),
@@ -1794,3 +1971,49 @@ def read_rc_trends(path: str | os.PathLike) -> tuple[DatasetIdentity, dict[str, 
             out["biome_series"][d] = nc.variables[f"biome_rc_{d}"][:]
             out["biome_trend"][d] = nc.variables[f"biome_rc_trend_{d}"][:]
         return _identity(nc), out
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison stage
+# ---------------------------------------------------------------------------------------------
+def write_agreement_map(
+    writer: ProductWriter,
+    fraction: np.ma.MaskedArray,
+    count: np.ndarray,
+    box_size: float,
+    reference: DatasetIdentity,
+    models: Sequence[DatasetIdentity],
+    ancestors: Sequence[str | os.PathLike],
+    what: str,
+) -> Path:
+    """Write the fraction of the models agreeing with the reference in every box."""
+    with writer.netcdf(
+        PRODUCTS["comparison_agreement"], None, ancestors, what,
+        {"box_size_degrees": float(box_size), "reference_alias": reference.alias,
+         "reference_dataset": reference.dataset,
+         "models": " ".join(model.alias for model in models)},
+    ) as file:  # fmt: skip
+        file.lattice_axes(box_size)
+        file.write(
+            Variable("agreement_fraction", ("lat", "lon"), np.float32,
+                     "fraction of the models whose common biome equals the reference's", "1",
+                     np.float32(FLOAT_FILL),
+                     attributes={"comment": "over every (model, month) pair in which both "
+                                 "classify the box, in the months the model shares with the "
+                                 "reference"}),
+            fraction,
+        )  # fmt: skip
+        file.write(
+            Variable("number_of_pairs", ("lat", "lon"), np.int32,
+                     "number of (model, month) pairs compared", "1"),
+            np.asarray(count, dtype=np.int32),
+        )  # fmt: skip
+    return file.path
+
+
+def read_agreement_map(path: str | os.PathLike) -> tuple[np.ma.MaskedArray, np.ndarray, str]:
+    """Read :func:`write_agreement_map`'s file: fraction, number of pairs, reference alias."""
+    with _open_product(path, PRODUCTS["comparison_agreement"]) as nc:
+        fraction = np.ma.asarray(nc.variables["agreement_fraction"][:])
+        return fraction, np.asarray(nc.variables["number_of_pairs"][:]), str(nc.reference_alias)
+

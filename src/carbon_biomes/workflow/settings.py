@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from carbon_biomes.core.classifier import ClassifierSettings
+from carbon_biomes.core.comparison import COMMON_LABEL_MODES
 from carbon_biomes.core.coverage_statistics import TrendSettings
 from carbon_biomes.core.detection import DetectionSettings
 from carbon_biomes.core.errors import SettingsError
@@ -36,6 +37,7 @@ __all__ = [
     "METHODS",
     "PAPER_PRESET",
     "AnalysisScriptSettings",
+    "ComparisonScriptSettings",
     "DetectionScriptSettings",
     "RegressionScriptSettings",
     "SettingsError",
@@ -317,3 +319,106 @@ class AnalysisScriptSettings:
                 "rc_trend_min_coverage", cfg.get("rc_trend_min_coverage", 0.5), 0.0, 1.0
             ),
         )
+
+
+#: Detection keys that do not apply to pooled detection (each dataset keeps its own months).
+_NOT_POOLED = frozenset({"reference_months", "biome_names"})
+
+
+@dataclass(frozen=True)
+class ComparisonScriptSettings:
+    """Options of the comparison script (``compare_biomes.py``).
+
+    Attributes
+    ----------
+    reference
+        Alias of the reference dataset (a dataset of the recipe, or the alias given to the
+        products of an observation-based reference); required with ``common_labels:
+        reference``, optional with ``pooled`` (then no metric against a reference).
+    common_labels
+        ``reference`` (default: the reference's biomes and classifier label every dataset) or
+        ``pooled`` (biomes detected on the pooled reference boxes of all datasets, each dataset
+        with the same number of area-weighted boxes).
+    regions
+        Regions of the metrics (as in the analysis script); default the paper's four and the
+        global ocean.
+    trends
+        Trend test of the coverage series (``trend_method``, ``trend_alpha``, ``min_years``).
+    map_months
+        Month(s) of the map panels; default the reference's first detection month (or the
+        first month all datasets share).
+    overlap_weight, max_match_cost
+        Matching of each dataset's own biomes to the common ones
+        (:func:`~carbon_biomes.core.matching.match_biomes`; defaults 0.5 and 1.5).
+    pooled_boxes_per_dataset
+        Boxes drawn per dataset for pooled detection; default the smallest number any dataset
+        has.
+    detection, network
+        Pooled mode only: the detection keys (thresholds, selection rule, ...; not
+        ``reference_months``: each dataset's detection months are used) and the network keys
+        of the tracking script, at the top level; ``seed`` seeds the draw, the detection and
+        the network.
+    report
+        Write the offline HTML report of the run at the end (default true).
+    """
+
+    reference: str | None = None
+    common_labels: str = "reference"
+    regions: tuple[Region, ...] = ()
+    trends: TrendSettings = TrendSettings()
+    map_months: tuple[str, ...] = ()
+    overlap_weight: float = 0.5
+    max_match_cost: float = 1.5
+    pooled_boxes_per_dataset: int | None = None
+    detection: DetectionSettings = DetectionSettings()
+    network: ClassifierSettings = ClassifierSettings()
+    report: bool = True
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> ComparisonScriptSettings:
+        """Validate the script's settings."""
+        cfg = dict(cfg)
+        own = {
+            "reference", "common_labels", "regions", "trend_method", "trend_alpha", "min_years",
+            "map_months", "overlap_weight", "max_match_cost", "pooled_boxes_per_dataset",
+            "report",
+        }  # fmt: skip
+        pooled_keys = (_fields(DetectionSettings) - _NOT_POOLED) | _fields(ClassifierSettings)
+        check_known_keys("the comparison script", set(cfg) - ESMVALCORE_KEYS, own | pooled_keys)
+        mode = check_choice("common_labels", cfg.get("common_labels", "reference"),
+                            COMMON_LABEL_MODES)  # fmt: skip
+        reference = cfg.get("reference")
+        if reference is not None and not isinstance(reference, str):
+            raise SettingsError(f"setting 'reference' must be a dataset alias, got {reference!r}")
+        if mode == "reference" and not reference:
+            raise SettingsError(
+                "common_labels: reference needs the setting 'reference' (the alias of the "
+                "reference dataset); or use common_labels: pooled"
+            )
+        given = sorted(key for key in set(cfg) & pooled_keys if key != "seed")
+        if mode == "reference" and given:
+            raise SettingsError(
+                f"settings {', '.join(given)} apply to common_labels: pooled only (with "
+                "common_labels: reference the reference's own detection and network are used)"
+            )
+        per_dataset = cfg.get("pooled_boxes_per_dataset")
+        return cls(
+            reference=reference,
+            common_labels=mode,
+            regions=regions_from_settings(cfg.get("regions")),
+            trends=TrendSettings(
+                method=cfg.get("trend_method", TrendSettings.method),
+                alpha=cfg.get("trend_alpha", 0.05),
+                min_years=cfg.get("min_years", TrendSettings.min_years),
+            ),
+            map_months=tuple(check_month("map_months", m) for m in as_tuple(cfg.get("map_months"))),
+            overlap_weight=check_number("overlap_weight", cfg.get("overlap_weight", 0.5), 0.0, 1.0),
+            max_match_cost=check_number("max_match_cost", cfg.get("max_match_cost", 1.5), 0.0),
+            pooled_boxes_per_dataset=None if per_dataset is None
+            else check_int("pooled_boxes_per_dataset", per_dataset, 1),
+            detection=DetectionSettings(**_pick(
+                {k: v for k, v in cfg.items() if k not in _NOT_POOLED}, DetectionSettings)),
+            network=ClassifierSettings.from_mapping(_pick(cfg, ClassifierSettings)),
+            report=check_bool("report", cfg.get("report", True)),
+        )  # fmt: skip
+
