@@ -131,16 +131,23 @@ def test_trend_difference_is_significant_only_when_planted():
     assert metrics(rows, biome=NAMES[UPWELLING])["coverage_trend_difference_significant"] == 0.0
 
 
-def test_agreement_fraction_counts_model_month_pairs():
+def test_agreement_fraction_counts_models_agreeing_in_most_months():
     reference = band_labels(3)
+    other = ICE if reference[0, 20, 30] != ICE else SUBTROPICAL
     model_a = reference.copy()
     model_b = reference.copy()
-    model_b[0, 20, 30] = ICE if reference[0, 20, 30] != ICE else SUBTROPICAL
-    fraction, count = comparison.agreement_fraction([(model_a, reference), (model_b, reference)])
-    assert count[20, 30] == 6
-    assert fraction[20, 30] == pytest.approx(5 / 6)
+    model_b[0, 20, 30] = other  # one month of three: still agrees
+    model_c = reference.copy()
+    model_c[:2, 20, 30] = other  # two of three: disagrees
+    model_c[:, 20, 31] = np.ma.masked  # never classified there
+    fraction, count = comparison.agreement_fraction(
+        [(model_a, reference), (model_b, reference), (model_c, reference)]
+    )
+    assert count[20, 30] == 3
+    assert fraction[20, 30] == pytest.approx(2 / 3)
+    assert count[20, 31] == 2
+    assert fraction[20, 31] == pytest.approx(1.0)
     assert np.ma.getmaskarray(fraction)[:, 10:14].all()  # land
-    assert float(fraction.max()) == 1.0
 
 
 def _boxes(n: int, seed: int, shift: float = 0.0) -> ReferenceBoxes:

@@ -1,4 +1,4 @@
-"""Compare the carbon biomes of several datasets on one common label set (docs/method.md §5).
+"""Compare the carbon biomes of several datasets on one common label set (docs/method.md §8).
 
 Ancestors: the regression, detection, tracking (and analysis) scripts. One classifier labels
 the monthly RCs of every dataset, so that one biome number and name means the same in every
@@ -381,7 +381,7 @@ def main(cfg: dict[str, Any]) -> None:  # noqa: C901 - one pass over the compari
                 )  # fmt: skip
                 figure_list.append(("comparison_agreement_map", figures.agreement_map_figure(
                     fraction, box_size, f"Agreement of {len(compared)} models with {reference} "
-                    "(all shared months)", n_models=len(compared),
+                    "(label equal in at least half of the shared months)", n_models=len(compared),
                     land=land_of(grids[reference])), {}))  # fmt: skip
         for name, figure, fields in figure_list:
             writer.write(PRODUCTS[name], None, figure, inputs, what, **fields)

@@ -1,4 +1,4 @@
-"""Multi-model comparison of carbon biomes on one common label set (docs/method.md §5).
+"""Multi-model comparison of carbon biomes on one common label set (docs/method.md §8).
 
 Every dataset's monthly RCs are labelled by one classifier, so that a biome number (and name)
 means the same in every dataset: either the reference's classifier (``common_labels:
@@ -360,7 +360,10 @@ def map_comparison(
 def agreement_fraction(
     pairs: Iterable[tuple[np.ma.MaskedArray, np.ma.MaskedArray]],
 ) -> tuple[np.ma.MaskedArray, np.ndarray]:
-    """Fraction of (model, month) pairs whose common label equals the reference's, per box.
+    """Fraction of the models that agree with the reference, box by box.
+
+    A model agrees at a box when its common label equals the reference's in at least half of
+    the shared months in which both classify the box.
 
     Parameters
     ----------
@@ -371,8 +374,8 @@ def agreement_fraction(
     Returns
     -------
     fraction, count
-        (n_lat, n_lon) agreeing share (masked where no pair classifies the box in both) and
-        the number of (model, month) pairs compared.
+        (n_lat, n_lon) share of the models that agree (masked where no model and the reference
+        both classify the box) and the number of models compared there.
     """
     agree: np.ndarray | None = None
     count: np.ndarray | None = None
@@ -383,11 +386,12 @@ def agreement_fraction(
                 f"label maps of shapes {labels.shape} and {reference.shape} cannot be compared"
             )
         both = ~np.ma.getmaskarray(labels) & ~np.ma.getmaskarray(reference)
-        same = both & (np.ma.getdata(labels) == np.ma.getdata(reference))
+        same = (both & (np.ma.getdata(labels) == np.ma.getdata(reference))).sum(axis=0)
+        months = both.sum(axis=0)
         if agree is None or count is None:
-            agree, count = np.zeros(labels.shape[1:]), np.zeros(labels.shape[1:], dtype=np.int64)
-        agree = agree + same.sum(axis=0)
-        count = count + both.sum(axis=0)
+            agree, count = np.zeros(months.shape), np.zeros(months.shape, dtype=np.int64)
+        agree = agree + ((months > 0) & (2 * same >= months))
+        count = count + (months > 0)
     if agree is None or count is None:
         raise DiagnosticError("an agreement map needs at least one model")
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -622,7 +622,7 @@ PRODUCTS: dict[str, Product] = {
             "comparison_agreement.nc",
             "netcdf",
             "Fraction of the models whose common biome agrees with the reference's in every "
-            "box, over all shared months; {what}.",
+            "box (in at least half of the shared months); {what}.",
             title="Agreement of the models' common carbon biomes with the reference",
             statistics=("perfmetrics",),
         ),
@@ -666,8 +666,8 @@ PRODUCTS: dict[str, Product] = {
             "comparison_agreement_map",
             "comparison_agreement_map",
             "figure",
-            "Map of the fraction of the models whose common biome agrees with the reference's, "
-            "over all shared months; {what}.",
+            "Map of the fraction of the models whose common biome agrees with the reference's "
+            "(in at least half of the shared months); {what}.",
             plot_types=("geo",),
             statistics=("perfmetrics",),
         ),
@@ -1998,22 +1998,22 @@ def write_agreement_map(
             Variable("agreement_fraction", ("lat", "lon"), np.float32,
                      "fraction of the models whose common biome equals the reference's", "1",
                      np.float32(FLOAT_FILL),
-                     attributes={"comment": "over every (model, month) pair in which both "
-                                 "classify the box, in the months the model shares with the "
-                                 "reference"}),
+                     attributes={"comment": "a model agrees at a box when its label equals "
+                                 "the reference's in at least half of the shared months in "
+                                 "which both classify the box"}),
             fraction,
         )  # fmt: skip
         file.write(
-            Variable("number_of_pairs", ("lat", "lon"), np.int32,
-                     "number of (model, month) pairs compared", "1"),
+            Variable("number_of_models", ("lat", "lon"), np.int32,
+                     "number of models compared", "1"),
             np.asarray(count, dtype=np.int32),
         )  # fmt: skip
     return file.path
 
 
 def read_agreement_map(path: str | os.PathLike) -> tuple[np.ma.MaskedArray, np.ndarray, str]:
-    """Read :func:`write_agreement_map`'s file: fraction, number of pairs, reference alias."""
+    """Read :func:`write_agreement_map`'s file: fraction, number of models, reference alias."""
     with _open_product(path, PRODUCTS["comparison_agreement"]) as nc:
         fraction = np.ma.asarray(nc.variables["agreement_fraction"][:])
-        return fraction, np.asarray(nc.variables["number_of_pairs"][:]), str(nc.reference_alias)
+        return fraction, np.asarray(nc.variables["number_of_models"][:]), str(nc.reference_alias)
 
