@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
+from tests.conftest import TINY_NETWORK, load_script, script_cfg
 
 from carbon_biomes.workflow import products
-from tests.conftest import TINY_NETWORK, load_script, script_cfg
 
 PRODUCTS = products.PRODUCTS
 REFERENCE = "SYNTH-ESM-A"
