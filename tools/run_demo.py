@@ -47,9 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     if run_dir is None or run_dir == before or not (run_dir / "index.html").is_file():
         print("error: the run finished but wrote no index.html", file=sys.stderr)
         return 1
+    report = run_dir / "carbon_biomes_report.html"
     print()
     print(f"Demo finished. Results (NetCDF in work/, figures in plots/): {run_dir}")
-    print("Open this page in a browser:")
+    if report.is_file():
+        print("The run's report (works offline, every figure and table by stage and dataset):")
+        print(report.resolve())
+        print("ESMValCore's own index of the outputs:")
+    else:
+        print("Open this page in a browser:")
     print((run_dir / "index.html").resolve())
     return 0
 
