@@ -29,7 +29,7 @@ RUNS = (REFERENCE, SECOND_MEMBER, SECOND_EXPERIMENT)
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
-    """All three models, one year at 4 degrees, seed 0."""
+    """All three models, one year at 4 degrees, seed 0 (and, by default, the observations)."""
     root = tmp_path_factory.mktemp("tiny")
     files = sd.generate_sample_data(root, years=(YEAR, YEAR), resolution=RES, seed=0)
     return root, files
@@ -74,7 +74,8 @@ def _read(root: Path, model: str, var: str, run: tuple[str, str] = REFERENCE) ->
 
 def test_drs_paths_and_file_names(tiny: tuple[Path, list[Path]]) -> None:
     root, files = tiny
-    assert len(files) == 3 * len(ALL_VARS)
+    # all models were requested, so the observation-based products were written as well
+    assert len(files) == 3 * len(ALL_VARS) + 4
     assert all(path.is_file() for path in files)
     found = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     expected = []
@@ -86,7 +87,14 @@ def test_drs_paths_and_file_names(tiny: tuple[Path, list[Path]]) -> None:
             expected.append(
                 f"CMIP6/CMIP/SYNTH/{model}/historical/r1i1p1f1/{table}/{var}/gn/v20260101/{name}"
             )
+    period = f"{YEAR}01-{YEAR}12"
+    expected += [
+        f"OBS/Tier2/SYNTH-OBS-CARBON/OBS6_SYNTH-OBS-CARBON_reanaly_v1_Omon_{var}_{period}.nc"
+        for var in ("spco2", "dissicos", "talkos")
+    ]
+    expected.append(f"OBS/Tier2/SYNTH-OBS-SST/OBS_SYNTH-OBS-SST_reanaly_1_Omon_tos_{period}.nc")
     assert found == sorted(expected)  # no stray temporary files either
+    assert [p.relative_to(root).as_posix() for p in files[-4:]] == expected[-4:]
     assert {sd.VARIABLES[v].mip for v in ALL_VARS} == {"Omon", "SImon", "Ofx"}
     assert sd.VARIABLES["siconc"].mip == "SImon"
     assert sd.VARIABLES["areacello"].mip == "Ofx"
@@ -966,8 +974,10 @@ def test_cli_generates_files(
     )
     assert status == 0
     files = sorted(tmp_path.rglob("*.nc"))
-    assert len(files) == len(ALL_VARS)
-    assert re.search(r"Wrote 8 files .* for SYNTH-ESM-A", capsys.readouterr().out)
+    assert len(files) == len(ALL_VARS)  # particular models: no observations by default
+    out = capsys.readouterr().out
+    assert re.search(r"Wrote 8 files .* for SYNTH-ESM-A", out)
+    assert "SYNTH-OBS" not in out
     assert any("SYNTH-ESM-A: year 2001 written" in r.getMessage() for r in caplog.records)
     with netCDF4.Dataset(sd.output_path(tmp_path, "SYNTH-ESM-A", "tos", (2001, 2001))) as ds:
         assert ds["tos"].shape == (12, 18, 36)

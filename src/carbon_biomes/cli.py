@@ -8,6 +8,9 @@ Available subcommands:
 
 ``sample-data``
     Write synthetic CMIP6-like ocean carbon output (see :mod:`carbon_biomes.sample_data`).
+``report``
+    Write the self-contained offline HTML report of an ESMValCore run (see
+    :mod:`carbon_biomes.workflow.report`).
 """
 
 from __future__ import annotations
@@ -139,6 +142,7 @@ def _sample_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             seed=args.seed,
             ensembles=ensembles,
             experiments=experiments,
+            observations=args.observations,
         )
     except ValueError as err:
         message = str(err)
@@ -152,15 +156,29 @@ def _sample_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     activities = sorted({sample_data.EXPERIMENTS[name].activity_id for name in experiments})
     size = sum(path.stat().st_size for path in files)
     root = Path(args.out).resolve()
+    obs_root = root / sample_data.OBS_DIRECTORY
+    products = [
+        spec
+        for spec in sample_data.OBSERVATIONS.values()
+        if any(path.parent == obs_root / f"Tier{spec.tier}" / spec.dataset for path in files)
+    ]
+    observed = f" and {', '.join(spec.dataset for spec in products)}" if products else ""
     print(
         f"Wrote {len(files)} files ({size / 1e6:.1f} MB) for {', '.join(models)} "
-        f"(experiments {', '.join(experiments)}; ensembles {', '.join(ensembles)}) under "
-        f"{root / 'CMIP6'} in {elapsed:.1f} s.\n"
+        f"(experiments {', '.join(experiments)}; ensembles {', '.join(ensembles)}){observed} "
+        f"under {root} in {elapsed:.1f} s.\n"
         f"ESMValCore: project CMIP6, rootpath {root}, ESGF layout; facets institute "
         f"SYNTH, activity {', '.join(activities)}, exp {', '.join(experiments)}, ensemble "
         f"{', '.join(ensembles)}, grid gn (mip Omon for spco2 tos sos dissicos talkos "
         f"mlotst, SImon for siconc, Ofx for areacello)."
     )
+    for spec in products:
+        print(
+            f"ESMValCore: project {spec.project}, rootpath {obs_root}, dirname "
+            f"Tier{{tier}}/{{dataset}}; facets dataset {spec.dataset}, tier {spec.tier}, type "
+            f"{spec.obs_type}, version {spec.version}, mip {spec.mip} "
+            f"({' '.join(spec.variables)})."
+        )
     return 0
 
 
@@ -178,12 +196,24 @@ def _add_sample_data_parser(
         MAX_RESOLUTION,
         MIN_RESOLUTION,
         MODELS,
+        OBSERVATIONS,
     )
 
     model_lines = "\n".join(
         f"  {spec.source_id}: {spec.grid_type} {spec.resolution:g} deg, years "
         f"{spec.default_years[0]}-{spec.default_years[1]}, calendar {spec.calendar}"
         for spec in MODELS.values()
+    )
+    observation_lines = "\n".join(
+        textwrap.fill(
+            f"{spec.dataset}: project {spec.project}, tier {spec.tier}, type {spec.obs_type}, "
+            f"version {spec.version}, {spec.mip} {' '.join(spec.variables)}, regular "
+            f"{spec.resolution:g} deg (like {spec.imitates.split(' (')[0]})",
+            width=79,
+            initial_indent="  ",
+            subsequent_indent="    ",
+        )
+        for spec in OBSERVATIONS.values()
     )
     experiment_lines = "\n".join(
         textwrap.fill(
@@ -205,14 +235,20 @@ def _add_sample_data_parser(
             "v20260101/ (by default OUT/CMIP6/CMIP/SYNTH/<model>/historical/r1i1p1f1/...). "
             "fCO2 (spco2) is computed with PyCO2SYS from DIC, alkalinity, temperature and "
             "salinity. Every ensemble member and experiment has its own random variability; "
-            "the same arguments and seed give bit-identical files.",
+            "the same arguments and seed give bit-identical files. Unless particular "
+            "models are requested, two fictitious observation-based products of the same "
+            "years are written as well, in the layout of ESMValTool's CMORized observations: "
+            "OUT/OBS/Tier2/<dataset>/<project>_<dataset>_<type>_<version>_<mip>_<var>_"
+            "YYYYMM-YYYYMM.nc.",
             width=79,
         ),
         epilog=(
             f"models:\n{model_lines}\n\n"
+            f"observation-based products (SYNTHETIC):\n{observation_lines}\n\n"
             f"experiments:\n{experiment_lines}\n\n"
             "examples:\n"
             "  carbon-biomes sample-data --out sample_data\n"
+            "  carbon-biomes sample-data --out /tmp/models-only --no-observations\n"
             "  carbon-biomes sample-data --out /tmp/tiny --models SYNTH-ESM-A "
             "--years 2000-2000 --resolution 4\n"
             "  carbon-biomes sample-data --out /tmp/members --models SYNTH-ESM-A "
@@ -282,7 +318,76 @@ def _add_sample_data_parser(
             f"(default: {','.join(DEFAULT_EXPERIMENTS)})"
         ),
     )
+    parser.add_argument(
+        "--observations",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=(
+            "also write the observation-based products SYNTH-OBS-CARBON and SYNTH-OBS-SST "
+            "(grid spacing: --resolution for the carbon product, half of it for the SST "
+            "product); --no-observations skips them (default: written unless --models is "
+            "given)"
+        ),
+    )
     parser.set_defaults(handler=_sample_data, subparser=parser)
+
+
+def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the ``report`` subcommand."""
+    from carbon_biomes.workflow.report import write_report
+
+    session = Path(args.session_dir)
+    if not session.is_dir():
+        parser.error(f"invalid SESSION_DIR {str(session)!r}: no such directory")
+    if not (session / "run").is_dir():
+        parser.error(
+            f"invalid SESSION_DIR {str(session)!r}: not an ESMValCore session directory "
+            "(it has no run/ folder)"
+        )
+    if args.output is not None and args.output.is_dir():
+        parser.error(f"invalid --output {str(args.output)!r}: it is a directory, give a file")
+    path = write_report(session, args.output)
+    print(path)
+    return 0
+
+
+def _add_report_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Register the ``report`` subcommand."""
+    from carbon_biomes.workflow.report import REPORT_NAME
+
+    parser = subparsers.add_parser(
+        "report",
+        help="write the self-contained offline HTML report of an ESMValCore run",
+        description=textwrap.fill(
+            "Write one self-contained HTML report of an ESMValCore run of the carbon-biomes "
+            "scripts: per stage in pipeline order (regression, detection, tracking, analysis, "
+            "comparison) and per dataset, every figure with its caption and every table, "
+            "NetCDF and other file linked, the comparison metrics as tables, and the outputs "
+            "whose file is missing. Styles are inlined and figures and files are referenced "
+            "by relative paths, so the report works offline. Prints the report's path.",
+            width=79,
+        ),
+        epilog=(
+            "example:\n"
+            "  carbon-biomes report esmvaltool_output/recipe_carbon_biomes_demo_20260101_120000"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "session_dir",
+        metavar="SESSION_DIR",
+        help="the ESMValCore session (output) directory of the run, with run/, plots/, work/",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        default=None,
+        help=f"the HTML file to write (default: SESSION_DIR/{REPORT_NAME})",
+    )
+    parser.set_defaults(handler=_report, subparser=parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_sample_data_parser(subparsers)
+    _add_report_parser(subparsers)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Write an ESMValCore configuration for local CMIP6 data and run recipes with it.
+"""Write an ESMValCore configuration for local CMIP6 and OBS/OBS6 data and run recipes with it.
 
 ESMValCore (2.15) reads its built-in defaults and then every ``*.yml`` file in
 ``$ESMVALTOOL_CONFIG_DIR``; :func:`run_recipe` points that variable at a folder of our own, so
@@ -7,6 +7,7 @@ that the user's ``~/.config/esmvaltool`` is never read or written.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import subprocess
@@ -15,7 +16,16 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["latest_run_dir", "run_recipe", "write_config"]
+__all__ = [
+    "CMIP6_DIRNAME",
+    "CMIP6_FILENAME",
+    "OBS_DIRNAME",
+    "OBS_FILENAME",
+    "OBS_SUBDIRECTORY",
+    "latest_run_dir",
+    "run_recipe",
+    "write_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +34,12 @@ CMIP6_DIRNAME = (
     "{version}"
 )
 CMIP6_FILENAME = "{short_name}_{mip}_{dataset}_{exp}_{ensemble}_{grid}*.nc"
+#: Layout of data CMORized by ESMValTool (projects OBS6 and OBS), as in ESMValCore's own
+#: ``data-local-esmvaltool.yml``: ``<rootpath>/Tier2/<dataset>/OBS6_<dataset>_..._<var>_...nc``.
+OBS_DIRNAME = "Tier{tier}/{dataset}"
+OBS_FILENAME = "{project}_{dataset}_{type}_{version}_{mip}_{short_name}[_.]*nc"
+#: Folder of the observation-based products below the data root (as the sample data write it).
+OBS_SUBDIRECTORY = "OBS"
 
 
 def write_config(
@@ -34,8 +50,13 @@ def write_config(
     max_parallel_tasks: int = 2,
     log_level: str = "info",
     keep_preprocessed: bool = False,
+    obs_root: str | os.PathLike | None = None,
 ) -> Path:
     """Write ``config_dir/config.yml`` for CMIP6 data in ESGF layout under ``data_root``.
+
+    Projects OBS6 and OBS (observations CMORized by ESMValTool) are read from ``obs_root``
+    in ESMValTool's layout ``Tier{tier}/{dataset}/`` (where ``carbon-biomes sample-data``
+    writes its observation-based products).
 
     Parameters
     ----------
@@ -55,6 +76,9 @@ def write_config(
         They are written uncompressed: ESMValCore chunks a compressed file over many months, and
         the diagnostics, which read one month at a time, would decompress each chunk again for
         every month.
+    obs_root
+        Root of the OBS6/OBS tree (``Tier2/<dataset>/...``); ``None`` uses
+        ``data_root/OBS``.
 
     Returns
     -------
@@ -63,6 +87,15 @@ def write_config(
     """
     config_dir = Path(config_dir).absolute()
     config_dir.mkdir(parents=True, exist_ok=True)
+    obs_root = Path(data_root) / OBS_SUBDIRECTORY if obs_root is None else Path(obs_root)
+    obs_source = {
+        "local": {
+            "type": "esmvalcore.io.local.LocalDataSource",
+            "rootpath": str(obs_root.absolute()),
+            "dirname_template": OBS_DIRNAME,
+            "filename_template": OBS_FILENAME,
+        }
+    }
     config = {
         "output_dir": str(Path(output_dir).absolute()),
         "auxiliary_data_dir": str(config_dir / "auxiliary_data"),
@@ -81,7 +114,9 @@ def write_config(
                         "filename_template": CMIP6_FILENAME,
                     }
                 }
-            }
+            },
+            "OBS6": {"data": obs_source},
+            "OBS": {"data": copy.deepcopy(obs_source)},
         },
     }
     path = config_dir / "config.yml"

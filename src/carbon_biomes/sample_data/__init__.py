@@ -29,6 +29,15 @@ Unit conventions: DIC and alkalinity are converted between mol m-3 (files) and Â
 written as ``spco2`` in Pa with 1 Âµatm = :data:`UATM_TO_PA` Pa (the small difference
 between fCO2 and pCO2, < 0.3 %, is ignored: the fCO2 value is stored).
 
+Alongside the models, two fictitious observation-based products (:data:`OBSERVATIONS`) can be
+written in the layout of ESMValTool's CMORized observations (projects OBS6 and OBS, default
+ESMValCore data source ``Tier{tier}/{dataset}/{project}_{dataset}_{type}_{version}_{mip}_
+{short_name}_YYYYMM-YYYYMM.nc`` below ``<out_dir>/OBS``): ``SYNTH-OBS-CARBON`` (OBS6, like
+OceanSODA-ETHZ: ``spco2``, ``dissicos``, ``talkos`` on a 1x1 degree grid) and ``SYNTH-OBS-SST``
+(OBS, like HadISST: ``tos`` in K on a 0.5 degree grid with latitudes from north to south).
+They observe one unbiased climate, so the SST product is consistent with the carbon product's
+chemistry (:func:`generate_observations`, by default part of :func:`generate_sample_data`).
+
 Every file is labelled as synthetic in its ``title``, ``comment`` and ``history``
 attributes. Identical arguments and seed give bit-identical files; the data of a given
 model, run and month do not depend on which other models, runs or years are generated in
@@ -48,6 +57,8 @@ Modules (only NumPy, netCDF4/cftime, PyCO2SYS and the standard library are used)
     The physical fields and their random variability.
 ``cmor``
     CMIP6 variable metadata, DRS paths and CMOR-compliant NetCDF writing.
+``observations``
+    The fictitious observation-based products and :func:`generate_observations`.
 ``generator``
     :func:`generate_sample_data`, the driver.
 """
@@ -82,11 +93,23 @@ from carbon_biomes.sample_data.models import (
     ModelSpec,
     parse_variant_label,
 )
+from carbon_biomes.sample_data.observations import (
+    DEFAULT_OBSERVATIONS,
+    OBS_DIRECTORY,
+    OBSERVATIONS,
+    OBSERVED_CLIMATE,
+    ObservationSpec,
+    build_observation_grid,
+    generate_observations,
+    observation_path,
+    observation_variable,
+)
 
 __all__ = [
     "DEFAULT_ENSEMBLES",
     "DEFAULT_EXPERIMENTS",
     "DEFAULT_MODELS",
+    "DEFAULT_OBSERVATIONS",
     "EARTH_RADIUS",
     "EXPERIMENTS",
     "FIRST_YEAR",
@@ -94,18 +117,26 @@ __all__ = [
     "MAX_RESOLUTION",
     "MIN_RESOLUTION",
     "MODELS",
+    "OBSERVATIONS",
+    "OBSERVED_CLIMATE",
+    "OBS_DIRECTORY",
     "SEAWATER_DENSITY",
     "UATM_TO_PA",
     "VARIABLES",
     "ExperimentSpec",
     "Grid",
     "ModelSpec",
+    "ObservationSpec",
     "VariableSpec",
     "build_grid",
+    "build_observation_grid",
     "dic_from_fco2_alk",
     "fco2_from_dic_alk",
+    "generate_observations",
     "generate_sample_data",
     "land_mask",
+    "observation_path",
+    "observation_variable",
     "output_path",
     "parse_variant_label",
 ]

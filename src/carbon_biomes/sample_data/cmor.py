@@ -369,9 +369,28 @@ def _create_file(
     seed: int,
     member: _Member,
 ) -> netCDF4.Dataset:
-    """Create a netCDF file with dimensions, coordinates and an empty data variable."""
+    """Create a model's netCDF file with dimensions, coordinates and an empty data variable."""
+    attributes = _global_attributes(spec, var, grid, years, seed, member)
+    return _create_netcdf(path, var, grid, spec.calendar, attributes)
+
+
+def _create_netcdf(
+    path: Path,
+    var: VariableSpec,
+    grid: Grid,
+    calendar: str,
+    attributes: Mapping[str, Any],
+) -> netCDF4.Dataset:
+    """Create a netCDF file with global attributes, coordinates and an empty variable.
+
+    The data variable gets ``cell_measures`` only if ``var`` names one.
+
+    A regular grid is written with 1-D ``lat``/``lon`` in the order of ``grid.lat_1d`` and
+    ``grid.lon_1d`` (ascending or descending), a curvilinear one with 2-D
+    ``latitude``/``longitude`` on ``j, i``.
+    """
     ds = netCDF4.Dataset(path, "w", format="NETCDF4")
-    ds.setncatts(_global_attributes(spec, var, grid, years, seed, member))
+    ds.setncatts(dict(attributes))
     ny, nx = grid.shape
     monthly = var.frequency != "fx"
     if monthly:
@@ -435,7 +454,7 @@ def _create_file(
             {
                 "bounds": "time_bnds",
                 "units": _TIME_UNITS,
-                "calendar": spec.calendar,
+                "calendar": calendar,
                 "axis": "T",
                 "long_name": "time",
                 "standard_name": "time",

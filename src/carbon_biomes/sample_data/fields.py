@@ -325,24 +325,37 @@ def _soft_floor(value: np.ndarray, floor: np.ndarray, scale: float) -> np.ndarra
     return floor + scale * np.logaddexp(0.0, (value - floor) / scale)
 
 
-def _month_fields(
+@dataclass(frozen=True)
+class _SurfaceState:
+    """Temperature and salinity of one month on a set of points (1-D arrays)."""
+
+    tau: float  # years since the reference year (mid-month)
+    phase: float  # phase of the seasonal cycle (radians, mid-month)
+    enso_pattern: np.ndarray
+    salinity: np.ndarray
+    t_slow: np.ndarray  # annual, noise-free temperature including the warming trend
+    ice: np.ndarray  # sea-ice fraction (0-1)
+    sst: np.ndarray
+
+
+def _month_surface(
     spec: ModelSpec,
     clim: _Climatology,
     year: int,
     month: int,
     enso: float,
     noise: Mapping[str, np.ndarray],
-    experiment: ExperimentSpec,
-) -> dict[str, np.ndarray]:
-    """All monthly fields on the ocean cells, in file units (float64, not yet rounded)."""
+) -> _SurfaceState:
+    """Sea-surface temperature, salinity and sea ice of a month (float64).
+
+    Needs only the ``tos`` and ``sos`` noise; :func:`_month_fields` builds on it, so the
+    temperature of every point is the same function of the climatology and the noise
+    whether or not the carbon fields are computed as well.
+    """
     tau = year - _REFERENCE_YEAR + (month - 0.5) / 12.0
     phase = 2.0 * math.pi * (month - 0.5) / 12.0
     # +1 in local summer (temperature maximum mid-August in the north, mid-February south)
     season_t = clim.hemisphere * math.cos(phase - 2.0 * math.pi * 7.5 / 12.0)
-    # biological drawdown peaks in early summer (June / December)
-    season_bio = clim.hemisphere * math.cos(phase - 2.0 * math.pi * 5.5 / 12.0)
-    # mixed layer deepest in late winter (March / September)
-    season_mld = clim.hemisphere * math.cos(phase - 2.0 * math.pi * 2.5 / 12.0)
 
     enso_pattern = clim.cold_tongue * enso
     salinity = clim.salinity + _NOISE_STD["sos"] * noise["sos"]
@@ -356,6 +369,35 @@ def _month_fields(
     )
     ice = np.clip((freezing + 0.8 - t_raw) / 1.6, 0.0, 1.0)
     sst = _soft_floor(t_raw, freezing, 0.3) + 0.05 * noise["tos"] * ice
+    return _SurfaceState(
+        tau=tau,
+        phase=phase,
+        enso_pattern=enso_pattern,
+        salinity=salinity,
+        t_slow=t_slow,
+        ice=ice,
+        sst=sst,
+    )
+
+
+def _month_fields(
+    spec: ModelSpec,
+    clim: _Climatology,
+    year: int,
+    month: int,
+    enso: float,
+    noise: Mapping[str, np.ndarray],
+    experiment: ExperimentSpec,
+) -> dict[str, np.ndarray]:
+    """All monthly fields on the ocean cells, in file units (float64, not yet rounded)."""
+    surface = _month_surface(spec, clim, year, month, enso, noise)
+    tau, phase = surface.tau, surface.phase
+    enso_pattern, salinity = surface.enso_pattern, surface.salinity
+    t_slow, ice, sst = surface.t_slow, surface.ice, surface.sst
+    # biological drawdown peaks in early summer (June / December)
+    season_bio = clim.hemisphere * math.cos(phase - 2.0 * math.pi * 5.5 / 12.0)
+    # mixed layer deepest in late winter (March / September)
+    season_mld = clim.hemisphere * math.cos(phase - 2.0 * math.pi * 2.5 / 12.0)
 
     # Alkalinity tied to salinity, plus independent small-scale variability.
     alk_clim = 2300.0 + 58.0 * (clim.salinity - 35.0) + spec.alkalinity_bias

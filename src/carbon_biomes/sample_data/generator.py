@@ -46,6 +46,7 @@ from carbon_biomes.sample_data.models import (
     _Member,
     parse_variant_label,
 )
+from carbon_biomes.sample_data.observations import DEFAULT_OBSERVATIONS, generate_observations
 
 __all__ = ["generate_sample_data"]
 
@@ -270,8 +271,12 @@ def generate_sample_data(
     *,
     ensembles: Sequence[str] = DEFAULT_ENSEMBLES,
     experiments: Sequence[str] = DEFAULT_EXPERIMENTS,
+    observations: bool | None = None,
 ) -> list[Path]:
     """Write synthetic CMIP6-like ocean carbon output of fictitious models.
+
+    By default (all models), the fictitious observation-based products SYNTH-OBS-CARBON and
+    SYNTH-OBS-SST are written as well (see :func:`generate_observations`).
 
     Parameters
     ----------
@@ -299,12 +304,19 @@ def generate_sample_data(
         Experiments (keys of :data:`EXPERIMENTS`: ``historical``, ``esm-hist``) generated
         for every model; the activity directory and ``activity_id`` follow from the
         experiment (``CMIP`` for both).
+    observations
+        Also write the observation-based products (:data:`OBSERVATIONS`) below
+        ``out_dir/OBS/Tier2/``, for ``years`` (``None``: 2000-2009), with ``resolution`` as
+        the carbon product's grid spacing (``None``: 1 degree, 0.5 for the SST product) and
+        ``seed``. ``None`` (the default) writes them when all models are generated
+        (``models=None``) and not when particular models are requested, so that a call for
+        some models writes only those; ``True`` or ``False`` decides explicitly.
 
     Returns
     -------
     list of pathlib.Path
         All files written, per model, experiment and ensemble member (in the requested
-        order): ``areacello`` first, then the monthly variables.
+        order): ``areacello`` first, then the monthly variables; then the observation files.
 
     Raises
     ------
@@ -325,6 +337,7 @@ def generate_sample_data(
     experiment_specs = _resolve_experiments(experiments)
     labels = _resolve_ensembles(ensembles)
     members = [_Member(experiment, label) for experiment in experiment_specs for label in labels]
+    with_observations = models is None if observations is None else bool(observations)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -332,4 +345,8 @@ def generate_sample_data(
         model_years = years if years is not None else spec.default_years
         res = spec.resolution if resolution is None else float(resolution)
         written += _generate_model(out_dir, spec, model_years, res, int(seed), members)
+    if with_observations:
+        written += generate_observations(
+            out_dir, years, resolution, int(seed), products=DEFAULT_OBSERVATIONS
+        )
     return written
