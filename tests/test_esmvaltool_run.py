@@ -1,9 +1,11 @@
 """End-to-end: `esmvaltool run` of the demo recipe's diagnostics on tiny generated data.
 
 Two ensemble members and a second experiment of one synthetic model (regular grid) plus a second
-model (curvilinear grid), at 2°, one year, 10° boxes, a short network training: exercises
-ESMValCore's data finding, CMOR checks and preprocessing, the dataset identity (aliases) through
-the three diagnostic scripts, their outputs and provenance, and index.html.
+model (curvilinear grid), at 2°, one year, 10° boxes, a short network training, and the
+observation-like reference assembled from two products (OBS6 carbon, OBS SST, regridded in the
+recipe's preprocessing): exercises ESMValCore's data finding, CMOR checks and preprocessing, the
+dataset identity (aliases) through every diagnostic script, their outputs and provenance, the
+comparison with the reference, index.html and the offline report.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import xarray as xr
 import yaml
 
 from carbon_biomes.esmvalcore_config import latest_run_dir, run_recipe, write_config
-from carbon_biomes.sample_data import generate_sample_data
+from carbon_biomes.sample_data import generate_observations, generate_sample_data
 from carbon_biomes.workflow import products
 from carbon_biomes.workflow.provenance import missing_records
 
@@ -39,17 +41,26 @@ def _tiny_recipe(path: Path) -> Path:
     recipe = yaml.safe_load(
         (REPOSITORY / "recipes" / "recipe_carbon_biomes_demo.yml").read_text(encoding="utf-8")
     )
-    recipe["datasets"] = [
+    runs = [
         {
             "project": "CMIP6", "dataset": model, "institute": "SYNTH", "exp": exp,
             "ensemble": ensemble, "grid": "gn", "timerange": "2009/2009",
         }
         for model, exp, ensemble in RUNS
     ]  # fmt: skip
-    scripts = recipe["diagnostics"]["carbon_biomes"]["scripts"]
+    recipe["MODELS"] = runs
+    diagnostic = recipe["diagnostics"]["carbon_biomes"]
+    for group in diagnostic["variables"].values():
+        if group.get("preprocessor") == "obs_to_common_grid":
+            for entry in group["additional_datasets"]:
+                entry["timerange"] = "2009/2009"
+        else:  # models: aliases from ESMValCore (members and experiments differ)
+            group["additional_datasets"] = runs
+    scripts = diagnostic["scripts"]
     scripts["regression"].update({"box_size": 10.0})
     scripts["detection"].update({"reference_months": ["2009-01"]})
     scripts["tracking"].update({"epochs": 8, "hidden_units": [32, 32]})
+    scripts["comparison_pooled"].update({"epochs": 8, "hidden_units": [32, 32]})
     path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
     return path
 
@@ -62,6 +73,7 @@ def esmvaltool_run(tmp_path_factory):
                          experiments=("historical", "esm-hist"))  # fmt: skip
     generate_sample_data(root / "data", models=["SYNTH-ESM-B"], years=(2009, 2009),
                          resolution=2.0)  # fmt: skip
+    generate_observations(root / "data", years=(2009, 2009), resolution=2.0)
     config_dir = root / "config"
     write_config(config_dir, root / "data", root / "output", max_parallel_tasks=2,
                  keep_preprocessed=True)  # fmt: skip
@@ -76,6 +88,8 @@ def _aliases(run_dir: Path) -> dict[tuple[str, str, str], str]:
     aliases = {}
     for metadata in (run_dir / "preproc").rglob("metadata.yml"):
         for entry in yaml.safe_load(metadata.read_text(encoding="utf-8")).values():
+            if entry["project"] != "CMIP6":
+                continue
             key = (entry["dataset"], entry["exp"], entry["ensemble"])
             aliases[key] = entry["alias"]
     return aliases
@@ -210,3 +224,71 @@ def test_analysis_of_every_dataset_sums_to_100(esmvaltool_run):
         for figure in ("coverage_seasonal_cycle", "coverage_series", "coverage_bars",
                        "frequency_maps", "rc_trend_maps"):  # fmt: skip
             assert (plots / f"{alias}_{figure}.png").is_file()
+
+
+REFERENCE = "SYNTH-OBS"
+
+
+def test_assembled_reference_runs_through_every_stage(esmvaltool_run):
+    """SYNTH-OBS: carbon from the OBS6 product, SST from the OBS product, one dataset."""
+    _, run_dir = esmvaltool_run
+    work = run_dir / "work" / "carbon_biomes"
+    with xr.open_dataset(work / "regression" / f"{REFERENCE}_monthly_rcs.nc") as ds:
+        assert ds.attrs["dataset_alias"] == REFERENCE
+        assert ds.attrs["dataset"] == "SYNTH-OBS-CARBON+SYNTH-OBS-SST"
+        assert ds.attrs["project"] == "OBS6+OBS"
+    _, grid = products.read_native_grid(work / "regression" / f"{REFERENCE}_native_grid.nc")
+    assert grid.lat.shape == (180,) and grid.lon.shape == (360,)  # regridded to 1x1
+    for script, product in (("detection", "biomes"), ("tracking", "tracked_biomes"),
+                            ("analysis", "coverage")):  # fmt: skip
+        assert (work / script / f"{REFERENCE}_{product}.nc").is_file()
+
+
+@pytest.mark.parametrize("script", ["comparison", "comparison_pooled"])
+def test_comparison_with_the_reference(esmvaltool_run, script):
+    _, run_dir = esmvaltool_run
+    aliases = set(_aliases(run_dir).values())
+    work = run_dir / "work" / "carbon_biomes" / script
+    names = None
+    for alias in aliases | {REFERENCE}:
+        common = products.read_tracked_biomes(work / f"{alias}_common_biomes.nc",
+                                              products.PRODUCTS["common_biomes"])  # fmt: skip
+        names = names or common.names
+        assert common.names == names  # one name set for every dataset
+        assert common.labels.count() > 0
+    rows = products.read_table(work / "comparison_metrics.csv",
+                               products.PRODUCTS["comparison_metrics"])  # fmt: skip
+    assert {r["dataset"] for r in rows} == aliases | {REFERENCE, "MultiModelMean",
+                                                      "MultiModelSpread"}  # fmt: skip
+    agreement = {r["dataset"]: float(r["value"]) for r in rows
+                 if r["metric"] == "agreement" and r["region"] == "Global"}  # fmt: skip
+    assert set(agreement) == aliases | {"MultiModelMean", "MultiModelSpread"}
+    assert all(0.0 < agreement[a] <= 1.0 for a in aliases)
+    assert (work / "comparison_cmec.json").is_file()
+    plots = run_dir / "plots" / "carbon_biomes" / script
+    for figure in ("comparison_maps", "comparison_coverage_bars", "comparison_portrait",
+                   "comparison_agreement_map", "comparison_seasonal_cycle_Global"):  # fmt: skip
+        assert (plots / f"{figure}.png").is_file(), figure
+    provenance = run_dir / "run" / "carbon_biomes" / script / "diagnostic_provenance.yml"
+    records = yaml.safe_load(provenance.read_text(encoding="utf-8"))
+    ancestors = records[str(plots / "comparison_maps.png")]["ancestors"]
+    for alias in aliases | {REFERENCE}:
+        assert any(a.endswith(f"{alias}_monthly_rcs.nc") for a in ancestors), alias
+
+
+def test_report_opens_offline_with_every_output(esmvaltool_run):
+    """The pooled comparison (the last script) wrote the run's report; Chromium loads it with
+    no request outside file:// and every figure of the run in it."""
+    from tests.test_report import assert_offline_and_complete, browser_check, chromium_executable
+
+    _, run_dir = esmvaltool_run
+    report = run_dir / "carbon_biomes_report.html"
+    assert report.is_file()
+    figures = sorted((run_dir / "plots").rglob("*.png"))
+    result = browser_check(report, chromium_executable())
+    assert_offline_and_complete(report, result, n_images=len(figures))
+    html = report.read_text(encoding="utf-8")
+    positions = [html.index(f'<section class="stage" id="stage-{stage}"')
+                 for stage in ("regression", "detection", "tracking", "analysis", "comparison")]
+    assert positions == sorted(positions)  # in pipeline order
+

@@ -72,7 +72,9 @@ def reference_set(settings: ComparisonScriptSettings, identity: DatasetIdentity,
         f"the biomes of the reference {identity.describe()} ({', '.join(detected.months)}) and "
         "its classifier",
     )  # fmt: skip
-    return common, [f"{stem}.keras", f"{stem}.json"]
+    # ESMValCore keeps one provenance record per file stem (the .keras one: its records are
+    # sorted), so the network file stands for the classifier among the ancestors
+    return common, [f"{stem}.keras"]
 
 
 def pooled_set(settings: ComparisonScriptSettings, writer: products.ProductWriter,
