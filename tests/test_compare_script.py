@@ -170,3 +170,34 @@ def test_unknown_reference_is_a_clear_error(pipeline_run, tmp_path_factory):
 
     with pytest.raises(DiagnosticError, match="NO-SUCH-OBS.*SYNTH-ESM-A, SYNTH-ESM-B"):
         _compare(pipeline_run, tmp_path_factory, "compare_bad", reference="NO-SUCH-OBS")
+
+
+def test_comparison_netcdf_files_are_cf_and_open_in_xarray_and_iris(reference_run):
+    import iris
+
+    from cf_compliance import cf_check
+
+    files = sorted(products.Path(reference_run["work_dir"]).glob("*.nc"))
+    assert {p.name for p in files} == {f"{REFERENCE}_common_biomes.nc", f"{MODEL}_common_biomes.nc",
+                                       "comparison_agreement.nc"}  # fmt: skip
+    for path in files:
+        report = cf_check(path)
+        assert report.errors == [], f"{path.name}:\n{report.output}"
+        with xr.open_dataset(path) as ds:
+            assert "units" in ds["lat"].attrs
+            for name, variable in ds.data_vars.items():
+                if name.endswith("_bnds"):
+                    continue
+                values = variable.values
+                if values.dtype.kind == "f":
+                    assert not (np.abs(values[np.isfinite(values)]) > 1e20).any(), (path, name)
+        cubes = iris.load(path)
+        assert cubes
+    agreement = products.Path(reference_run["work_dir"]) / "comparison_agreement.nc"
+    with xr.open_dataset(agreement) as ds:
+        fraction = ds["agreement_fraction"].values
+        assert np.nanmin(fraction) >= 0.0 and np.nanmax(fraction) <= 1.0
+        assert np.isnan(fraction).any()  # land and unclassified boxes are missing
+        assert ds.attrs["reference_alias"] == REFERENCE
+    cube = iris.load_cube(agreement, iris.NameConstraint(var_name="agreement_fraction"))
+    assert int(cube.data.mask.sum()) == int(np.isnan(fraction).sum())

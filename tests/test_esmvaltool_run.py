@@ -288,7 +288,7 @@ def test_report_opens_offline_with_every_output(esmvaltool_run):
     result = browser_check(report, chromium_executable())
     assert_offline_and_complete(report, result, n_images=len(figures))
     html = report.read_text(encoding="utf-8")
-    positions = [html.index(f'<section class="stage" id="stage-{stage}"')
+    positions = [html.index(f'<section class="stage" id="{stage}"')
                  for stage in ("regression", "detection", "tracking", "analysis", "comparison")]
     assert positions == sorted(positions)  # in pipeline order
 

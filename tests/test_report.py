@@ -511,3 +511,18 @@ def test_browser_check_can_fail(report):
     result["images"] = [image for image in result["images"] if image["width"]]
     with pytest.raises(AssertionError, match="none.csv"):
         assert_offline_and_complete(bad, result)
+
+
+def test_preprocessed_ancestors_are_named_not_linked(tmp_path):
+    """ESMValCore deletes preproc/ after the run that wrote the report: no link may point there."""
+    session = make_session(tmp_path)
+    preprocessed = session / "preproc" / DIAG / "tos" / "CMIP6_SYNTH-ESM-A_tos.nc"
+    preprocessed.parent.mkdir(parents=True)
+    preprocessed.write_bytes(b"")
+    figure = session / "plots" / DIAG / "extra" / "SYNTH-ESM-A_extra_map.png"
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    _png(figure, "tab:red")
+    _task(session, "extra", {figure: _record("A map.", ancestors=[str(preprocessed)])})
+    html = write_report(session, tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "CMIP6_SYNTH-ESM-A_tos.nc" in html
+    assert not any("preproc" in value for _, _, value in _parse_text(html).links)

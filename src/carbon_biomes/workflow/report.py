@@ -92,8 +92,8 @@ _STAGE_DESCRIPTIONS = {
         "maps, physical context and the trends of the RCs."
     ),
     "comparison": (
-        "The biomes of the datasets matched to common biomes and compared with each other and "
-        "with the multi-model mean."
+        "Every dataset labelled with one common set of biomes, its own biomes matched to them, "
+        "and its metrics against the reference, with the multi-model mean and spread."
     ),
 }
 _FIGURE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"})
@@ -611,9 +611,14 @@ def _ancestors(
     record: Mapping[str, Any], session_dir: Path, root: Path | None, base: Path
 ) -> list[tuple[str, str | None]]:
     ancestors = []
+    preproc = session_dir.resolve() / "preproc"
     for value in _as_list(record.get("ancestors")):
         path = _locate(str(value), session_dir, root)
-        ancestors.append((path.name, _href(path, base) if path.is_file() else None))
+        # ESMValCore removes the preprocessed files at the end of a run (remove_preproc_dir),
+        # after a diagnostic wrote the report: they are named, never linked
+        transient = path.resolve().is_relative_to(preproc)
+        linked = path.is_file() and not transient
+        ancestors.append((path.name, _href(path, base) if linked else None))
     return ancestors
 
 
