@@ -209,6 +209,13 @@ def test_multi_model_rows_and_portrait():
     assert spread["", "agreement"] == pytest.approx(np.std([0.8, 0.6], ddof=1))
     assert mean["Y", "jaccard"] == pytest.approx(0.7)
     assert np.isnan(spread["Y", "jaccard"])
+    flags = {"A": [comparison.metric_record("Global", "X", "coverage_trend_difference_significant",
+                                            1.0, "1")],
+             "B": [comparison.metric_record("Global", "X", "coverage_trend_difference_significant",
+                                            0.0, "1")]}  # fmt: skip
+    summary = comparison.multi_model_rows(flags, ["A", "B"])
+    assert summary["MultiModelMean"][0]["value"] == pytest.approx(0.5)  # share of models
+    assert summary["MultiModelSpread"] == []
     values, labels, better = comparison.portrait_matrix(records, ["A", "B"])
     assert labels[0] == "agreement" and better[0] == "higher"
     assert values[0, 0] == pytest.approx(0.8)

@@ -527,7 +527,9 @@ def multi_model_rows(
     -------
     dict
         :data:`MULTI_MODEL_MEAN` and :data:`MULTI_MODEL_SPREAD` -> records (spread: standard
-        deviation over the models that have the metric, ddof 1; NaN with one model).
+        deviation over the models that have the metric, ddof 1; NaN with one model). For a
+        0/1 flag (``*_significant``) the mean is the share of the models flagged, and no spread
+        is given.
     """
     keyed: dict[tuple[str, str, str], dict[str, float]] = {}
     units: dict[tuple[str, str, str], str] = {}
@@ -540,7 +542,8 @@ def multi_model_rows(
     for key, values in keyed.items():
         m, s = multi_model_summary(values)
         mean.append(metric_record(*key, m, units[key]))
-        spread.append(metric_record(*key, s, units[key]))
+        if not key[2].endswith("_significant"):
+            spread.append(metric_record(*key, s, units[key]))
     return {MULTI_MODEL_MEAN: mean, MULTI_MODEL_SPREAD: spread}
 
 
