@@ -203,6 +203,8 @@ def test_every_netcdf_product_is_declared_with_a_reader():
         "coverage": products.read_coverage, "frequency_maps": products.read_frequency_maps,
         "frequency_maps_native_grid": products.read_frequency_maps,
         "rc_trends": products.read_rc_trends,
+        "common_biomes": products.read_tracked_biomes,  # with product=PRODUCTS["common_biomes"]
+        "comparison_agreement": products.read_agreement_map,
     }  # fmt: skip
     declared = {name for name, p in PRODUCTS.items() if p.kind == "netcdf"}
     assert declared == set(readers)
