@@ -151,7 +151,7 @@ def test_root_always_split_and_labels_contiguous():
     np.testing.assert_array_equal(sorted(cut.nodes), sorted(z[-1, :2].astype(int)))
     np.testing.assert_array_equal(cut.split_nodes, [2 * 200 - 2])
     # zero thresholds split every internal node whose tests pass strictly
-    labels = adaptive_cut(z, x, 0.0, -1.0)
+    labels = adaptive_cut(z, x, 0.0, 0.0)  # negative thresholds are refused
     assert labels.max() == len(np.unique(labels))
     # two points: the root's children are the two leaves
     x2 = np.array([[0.0, 1.0], [1.0, 0.0]])

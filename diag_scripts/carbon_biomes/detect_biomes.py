@@ -21,6 +21,7 @@ from carbon_biomes.core.detection import (
     partition_scores,
     pool_reference_boxes,
 )
+from carbon_biomes.core.errors import DiagnosticError
 from carbon_biomes.figures import detection as figures
 from carbon_biomes.workflow import products, tables
 from carbon_biomes.workflow.diagnostic import ProvenanceLogger, ancestor_folders, run_diagnostic
@@ -103,26 +104,40 @@ def main(cfg: dict[str, Any]) -> None:
     datasets = products.discover_products(PRODUCTS["monthly_rcs"], folders)
     metric_rows: list[list[Any]] = []
     ancestors: list[str] = []
+    failed: dict[str, str] = {}  # alias -> error of the datasets whose input is bad
     with ProvenanceLogger(cfg["run_dir"]) as provenance:
         writer = products.ProductWriter(cfg, provenance, "detect_biomes.py")
         for number, (identity, rcs_file) in enumerate(datasets.items(), start=1):
             logger.info("Dataset %d of %d: %s", number, len(datasets), identity.alias)
-            rcs = products.read_monthly_rcs(rcs_file)
-            months = settings.reference_months or default_reference_months(rcs.months)
-            boxes = pool_reference_boxes(rcs.regressions(months), identity.alias)
-            result = detect_biomes(boxes, settings, identity.alias)
-            grid_file = products.find_product(PRODUCTS["native_grid"], identity, folders)
-            write_outputs(writer, identity, rcs, grid_file, result)
+            try:
+                rcs = products.read_monthly_rcs(rcs_file)
+                months = settings.reference_months or default_reference_months(rcs.months)
+                boxes = pool_reference_boxes(rcs.regressions(months), identity.alias)
+                result = detect_biomes(boxes, settings, identity.alias)
+                grid_file = products.find_product(PRODUCTS["native_grid"], identity, folders)
+                write_outputs(writer, identity, rcs, grid_file, result)
+            except DiagnosticError as exc:  # bad input: go on with the other datasets
+                logger.error("%s: dataset failed, going on with the others: %s",
+                             identity.alias, exc)  # fmt: skip
+                failed[identity.alias] = str(exc)
+                continue
             metric_rows += tables.metric_rows(
                 identity, tables.detection_metrics(result, partition_scores(result))
             )
             ancestors += [str(rcs_file)]
-        writer.write(
-            PRODUCTS["detection_metrics"],
-            None,
-            metric_rows,
-            ancestors,
-            f"datasets {', '.join(identity.alias for identity in datasets)}",
+        done = [identity.alias for identity in datasets if identity.alias not in failed]
+        if done:
+            writer.write(
+                PRODUCTS["detection_metrics"],
+                None,
+                metric_rows,
+                ancestors,
+                f"datasets {', '.join(done)}",
+            )
+    if failed:
+        raise DiagnosticError(
+            f"{len(failed)} of {len(datasets)} datasets failed ({', '.join(failed)}); the "
+            "products of the others are complete. " + " ".join(failed.values())
         )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from carbon_biomes.core.classifier import BiomeClassifier
 from carbon_biomes.core.tracking import TrackedBiomes, reference_agreement, track_months
 from carbon_biomes.figures import tracking as figures
-from carbon_biomes.workflow import products, tables
+from carbon_biomes.workflow import parallel, products, tables
 from carbon_biomes.workflow.diagnostic import ProvenanceLogger, ancestor_folders, run_diagnostic
 from carbon_biomes.workflow.identity import DatasetIdentity
 from carbon_biomes.workflow.settings import TrackingScriptSettings
@@ -106,7 +106,7 @@ def main(cfg: dict[str, Any]) -> None:
     datasets = products.discover_products(PRODUCTS["biomes"], folders)
     metric_rows: list[list[Any]] = []
     all_ancestors: list[str] = []
-    with ProvenanceLogger(cfg["run_dir"]) as provenance:
+    with ProvenanceLogger(cfg["run_dir"]) as provenance, parallel.month_pool(cfg) as pool:
         writer = products.ProductWriter(cfg, provenance, "track_biomes.py")
         for number, (identity, biomes_file) in enumerate(datasets.items(), start=1):
             logger.info("Dataset %d of %d: %s", number, len(datasets), identity.alias)
@@ -131,6 +131,7 @@ def main(cfg: dict[str, Any]) -> None:
                 rcs.settings.box_size,
                 dataset=identity.alias,
                 n_months=len(rcs.months),
+                mapper=pool.mapper("tracking prediction", identity.alias, len(rcs.months)),
             )
             ancestors = [str(biomes_file), str(rcs_file), str(grid_file)]
             write_outputs(writer, settings, identity, detected, rcs, grid_file, classifier,

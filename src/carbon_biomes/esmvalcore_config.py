@@ -51,6 +51,7 @@ def write_config(
     log_level: str = "info",
     keep_preprocessed: bool = False,
     obs_root: str | os.PathLike | None = None,
+    dask: dict | None = None,
 ) -> Path:
     """Write ``config_dir/config.yml`` for CMIP6 data in ESGF layout under ``data_root``.
 
@@ -79,6 +80,14 @@ def write_config(
     obs_root
         Root of the OBS6/OBS tree (``Tier2/<dataset>/...``); ``None`` uses
         ``data_root/OBS``.
+    dask
+        ESMValCore's ``dask`` configuration (``use`` and ``profiles``), e.g.
+        ``{"use": "local_cluster", "profiles": {"local_cluster": {"cluster": {"type":
+        "distributed.LocalCluster", "n_workers": 2, "threads_per_worker": 1}}}}``; with a
+        ``cluster`` or ``scheduler_address`` profile ESMValCore passes the scheduler's address to
+        the diagnostic scripts, which then run their per-month work on it
+        (:mod:`carbon_biomes.workflow.parallel`). None (default): ESMValCore's own default (the
+        threaded scheduler), nothing written.
 
     Returns
     -------
@@ -119,6 +128,8 @@ def write_config(
             "OBS": {"data": copy.deepcopy(obs_source)},
         },
     }
+    if dask is not None:
+        config["dask"] = copy.deepcopy(dask)
     path = config_dir / "config.yml"
     with path.open("w", encoding="utf-8") as file:
         file.write("# Written by carbon-biomes; ESMValCore reads every *.yml in this folder.\n")

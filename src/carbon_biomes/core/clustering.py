@@ -191,11 +191,35 @@ class _Tree:
 
 
 def _check_linkage(linkage: ArrayLike) -> NDArray[np.float64]:
-    z = np.asarray(linkage, dtype=np.float64)
+    """A scipy linkage matrix, checked so that a malformed one fails with a clear ValueError."""
+    try:
+        z = np.asarray(linkage, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"linkage must be a numeric (n - 1, 4) array: {exc}") from None
     if z.ndim != 2 or z.shape[1] != 4 or z.shape[0] < 1:
         raise ValueError(f"linkage must have shape (n - 1, 4) with n >= 2, got {z.shape}")
+    if not np.all(np.isfinite(z)):
+        raise ValueError("linkage contains NaN or infinite values")
+    n = z.shape[0] + 1
+    children, counts = z[:, :2], z[:, 3]
+    if np.any(children != np.round(children)) or np.any(counts != np.round(counts)):
+        raise ValueError(
+            "linkage: cluster ids (columns 0, 1) and sizes (column 3) must be integers"
+        )
+    rows = np.arange(n - 1)
+    if np.any(children < 0) or np.any(children >= (n + rows)[:, None]):
+        raise ValueError(
+            "linkage: row i may only merge leaves (0..n-1) and clusters made by rows before it "
+            "(n..n+i-1)"
+        )
+    if np.any(z[:, 2] < 0):
+        raise ValueError("linkage: merge distances (column 2) must not be negative")
     if not is_valid_linkage(z):
-        raise ValueError("linkage is not a valid scipy linkage matrix")
+        raise ValueError("linkage is not a valid scipy linkage matrix (a cluster is merged twice)")
+    ids = children.astype(np.int64)
+    size = np.concatenate([np.ones(n), counts])
+    if not np.array_equal(counts, size[ids[:, 0]] + size[ids[:, 1]]):
+        raise ValueError("linkage: cluster sizes (column 3) are not the sums of the merged sizes")
     return z
 
 
@@ -313,8 +337,9 @@ def _effective_delta_dist(tree: _Tree, delta_dist: float, dist_scale: DistScale)
 
 def _cut_tree(tree: _Tree, delta_dist: float, delta_var: float, spread: str) -> AdaptiveCut:
     """Apply the per-node tests and return the partition (vectorized, O(n log n))."""
-    if not (np.isfinite(delta_dist) and np.isfinite(delta_var)):
-        raise ValueError("delta_dist and delta_var must be finite")
+    for name, value in (("delta_dist", delta_dist), ("delta_var", delta_var)):
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite, non-negative number, got {value!r}")
     n, root = tree.n, tree.root
     par = tree.parent
     internal = np.zeros(2 * n - 1, dtype=bool)
@@ -409,9 +434,26 @@ def adaptive_cut_nodes(
     sum, sum of squares) are differences of prefix sums over the leaf order, and the
     "all ancestors split" condition is evaluated by pointer doubling.
     """
+    _check_thresholds(delta_dist, delta_var)
     tree = _build_tree(linkage, features, spread)
     dd = _effective_delta_dist(tree, delta_dist, dist_scale)
     return _cut_tree(tree, dd, float(delta_var), spread)
+
+
+def _check_thresholds(delta_dist: Any, delta_var: Any) -> None:
+    """Refuse a threshold that is not a finite, non-negative number (ValueError naming it)."""
+    for name, value in (("delta_dist", delta_dist), ("delta_var", delta_var)):
+        _check_threshold(name, value)
+
+
+def _check_threshold(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(number) or number < 0:
+        raise ValueError(f"{name} must be a finite, non-negative number, got {value!r}")
+    return number
 
 
 def adaptive_cut(
@@ -825,6 +867,8 @@ def threshold_scan(
         delta_dists = DEFAULT_DELTA_DISTS_ROOT if dist_scale == "root" else PAPER_DELTA_DISTS
     if delta_vars is None:
         delta_vars = DEFAULT_DELTA_VARS if dist_scale == "root" else PAPER_DELTA_VARS
+    delta_dists = [_check_threshold("delta_dist", dd) for dd in delta_dists]
+    delta_vars = [_check_threshold("delta_var", dv) for dv in delta_vars]
     d = x.shape[1] if paper_d is None else int(paper_d)
     boots = _bootstrap_trees(x, spread, n_boot, seed) if stability else []
     rows: list[dict[str, Any]] = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "cell_box_index",
     "regress_month",
     "regress_months",
+    "unique_cells",
 ]
 
 logger = logging.getLogger(__name__)
@@ -135,6 +136,59 @@ def cell_box_index(latitude: np.ndarray, longitude: np.ndarray, box_size: float)
     return box_index(latitude, longitude, box_size)
 
 
+#: Cells closer than this (degrees, after wrapping longitudes) are one place.
+POSITION_TOLERANCE = 1e-6
+
+
+def unique_cells(
+    latitude: np.ndarray,
+    longitude: np.ndarray,
+    ocean: np.ndarray,
+    tolerance: float = POSITION_TOLERANCE,
+) -> np.ndarray:
+    """True for every cell but the repeats of an ocean place (halo columns, north-fold row).
+
+    NEMO-based models (e.g. IPSL-CM6A-LR, CNRM-ESM2-1) carry two halo columns that repeat
+    other columns and a north-fold row that repeats half of another row. Ocean cells with the
+    same position (latitude and longitude, wrapped to [0, 360), rounded to ``tolerance``
+    degrees) are one place: the first of them in C order is kept, the others are marked False,
+    so that each place is counted once in the regression and in every area. Land cells and
+    cells without finite coordinates are always True (they are never counted).
+
+    Parameters
+    ----------
+    latitude, longitude
+        Cell centres in degrees: 1-D axes (regular grid) or 2-D.
+    ocean
+        True for ocean cells, 2-D.
+    tolerance
+        Rounding step of the positions, degrees.
+
+    Returns
+    -------
+    ndarray of bool
+        2-D, the grid's shape.
+    """
+    ocean = np.asarray(ocean, dtype=bool)
+    lat = np.asarray(latitude, dtype=np.float64)
+    lon = np.asarray(longitude, dtype=np.float64)
+    if lat.ndim == 1:
+        lat, lon = np.meshgrid(lat, lon, indexing="ij")
+    unique = np.ones(ocean.shape, dtype=bool)
+    flat_lat, flat_lon = lat.reshape(-1), lon.reshape(-1)
+    cells = np.flatnonzero(ocean.reshape(-1) & np.isfinite(flat_lat) & np.isfinite(flat_lon))
+    if cells.size < 2:
+        return unique
+    turn = int(round(360.0 / tolerance))
+    lat_key = np.rint(flat_lat[cells] / tolerance).astype(np.int64)
+    lon_key = np.rint(np.mod(flat_lon[cells], 360.0) / tolerance).astype(np.int64) % turn
+    _, first = np.unique(lat_key * turn + lon_key, return_index=True)
+    repeat = np.ones(cells.size, dtype=bool)
+    repeat[first] = False
+    unique.reshape(-1)[cells[repeat]] = False
+    return unique
+
+
 @dataclass(frozen=True, eq=False)
 class NativeGrid:
     """A dataset's native grid and the box of each of its cells (computed once per dataset).
@@ -146,13 +200,18 @@ class NativeGrid:
     ocean
         True for ocean cells (valid SST in the first month), 2-D.
     cell_box
-        Box id of every cell (-1 outside the lattice or on land), 2-D.
+        Box id of every cell (-1 outside the lattice or on land), 2-D. Repeated cells keep
+        their box here, so that maps give them their box's value; counts and areas use
+        :attr:`counted_box`.
     box_size
         Lattice spacing in degrees.
     area
         Cell areas in m2 (2-D), or None when the dataset gave no ``areacello``.
     latitude_bounds, longitude_bounds
         Cell bounds when known: (n, 2) for 1-D axes, (ny, nx, 4) for 2-D coordinates.
+    unique
+        False for an ocean cell that repeats the position of another one (:func:`unique_cells`:
+        halo columns, north-fold row), 2-D; ``None``: every cell is a place of its own.
     """
 
     latitude: np.ndarray
@@ -163,6 +222,7 @@ class NativeGrid:
     area: np.ndarray | None = None
     latitude_bounds: np.ndarray | None = None
     longitude_bounds: np.ndarray | None = None
+    unique: np.ndarray | None = None
 
     @classmethod
     def build(
@@ -175,7 +235,7 @@ class NativeGrid:
         latitude_bounds: np.ndarray | None = None,
         longitude_bounds: np.ndarray | None = None,
     ) -> NativeGrid:
-        """Compute the box of every ocean cell and bundle the grid."""
+        """Compute the box of every ocean cell, mark repeated cells and bundle the grid."""
         boxes = cell_box_index(np.asarray(latitude), np.asarray(longitude), box_size)
         ocean = np.asarray(ocean, dtype=bool)
         return cls(
@@ -187,7 +247,20 @@ class NativeGrid:
             area=area,
             latitude_bounds=latitude_bounds,
             longitude_bounds=longitude_bounds,
+            unique=unique_cells(latitude, longitude, ocean),
         )
+
+    @property
+    def n_repeated(self) -> int:
+        """Number of ocean cells that repeat another cell's position (not counted)."""
+        return 0 if self.unique is None else int(np.count_nonzero(self.ocean & ~self.unique))
+
+    @property
+    def counted_box(self) -> np.ndarray:
+        """:attr:`cell_box` with -1 on repeated cells (each place counted once)."""
+        if self.unique is None:
+            return self.cell_box
+        return np.where(self.unique, self.cell_box, -1)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -358,7 +431,9 @@ def regress_month(
     """
     fco2, sst, dic, alk = (month[name] for name in ("fco2", "sst", "dic", "alk"))
     ocean = ~np.ma.getmaskarray(sst)
-    valid = outlier_mask(fco2, sst, dic, alk, **settings.outlier_filter)
+    if grid.unique is not None:
+        ocean &= grid.unique  # a repeated cell (halo, north fold) is not a place of its own
+    valid = outlier_mask(fco2, sst, dic, alk, **settings.outlier_filter) & ocean
     target = np.where(valid, np.ma.filled(fco2, np.nan), np.nan)
     result = box_regression(
         None,
@@ -368,11 +443,11 @@ def regress_month(
         box_size=settings.box_size,
         min_points=settings.min_points,
         driver_names=DEFAULT_DRIVER_NAMES,
-        cell_box=grid.cell_box,
+        cell_box=grid.counted_box,
     )
     significant = significant_boxes(result, settings.alpha, settings.significance_test)
     stats = box_statistics(
-        grid.cell_box, result.box_id, ocean, grid.area, sst, month.fields.get("ice")
+        grid.counted_box, result.box_id, ocean, grid.area, sst, month.fields.get("ice")
     )
     return MonthRegression(
         month=month.label,
@@ -391,6 +466,7 @@ def regress_months(
     *,
     dataset: str = "",
     n_months: int | None = None,
+    mapper: Callable[..., Iterable[MonthRegression]] | None = None,
 ) -> Iterator[MonthRegression]:
     """Regress a stream of months, one at a time, logging progress once per year.
 
@@ -406,24 +482,33 @@ def regress_months(
         Name used in the log lines.
     n_months
         Number of months expected (for the progress lines).
+    mapper
+        ``mapper(regress_month, months, grid, settings)`` yields the regressions of the months
+        in their order, computed elsewhere (e.g. on a Dask cluster, see
+        :mod:`carbon_biomes.workflow.parallel`); None (default): one after the other here.
 
     Yields
     ------
     MonthRegression
     """
     start = time.perf_counter()
-    for count, month in enumerate(months, start=1):
-        result = regress_month(month, grid, settings)
+    if mapper is None:
+        results: Iterable[MonthRegression] = (
+            regress_month(month, grid, settings) for month in months
+        )
+    else:
+        results = mapper(regress_month, months, grid, settings)
+    for count, result in enumerate(results, start=1):
         logger.debug("%s %s", dataset, result.summary())
         if result.n_significant == 0:
             logger.warning(
-                "%s %s: no box passed the regression and significance filter", dataset, month.label
+                "%s %s: no box passed the regression and significance filter", dataset, result.month
             )
-        if month.label.endswith("-12") or count == n_months:
+        if result.month.endswith("-12") or count == n_months:
             logger.info(
                 "%s: regressed %s (%d%s months, %.0f s); last month: %s",
                 dataset,
-                month.label[:4],
+                result.month[:4],
                 count,
                 f"/{n_months}" if n_months else "",
                 time.perf_counter() - start,

@@ -342,6 +342,8 @@ def region_masks(
     _check_unique(regions)
     lat, lon = grid.cell_coordinates()
     ocean = np.asarray(grid.ocean, dtype=bool)
+    if grid.unique is not None:
+        ocean = ocean & grid.unique  # a repeated cell (halo, north fold) is counted once
     masks: dict[str, np.ndarray] = {}
     for region in regions:
         mask = region.contains(lat, lon) & ocean
@@ -386,7 +388,8 @@ def cell_areas(grid: NativeGrid, *, dataset: str = "") -> tuple[np.ndarray, str]
     Returns
     -------
     areas : ndarray of float64
-        2-D, the grid's shape (values on land cells are not used and may be NaN).
+        2-D, the grid's shape (values on land cells are not used and may be NaN; 0 on ocean
+        cells that repeat another cell's position, :attr:`NativeGrid.unique`).
     source : str
         How the areas were obtained (for captions and provenance).
 
@@ -432,6 +435,9 @@ def cell_areas(grid: NativeGrid, *, dataset: str = "") -> tuple[np.ndarray, str]
         areas = EARTH_RADIUS**2 * spherical_polygon_area(lat_v, lon_v)
         source = "spherical areas from cell vertices"
     ocean = np.asarray(grid.ocean, dtype=bool)
+    if grid.unique is not None:
+        # a repeated cell (halo column, north-fold row) has no area of its own
+        areas = np.where(grid.unique, areas, 0.0)
     with np.errstate(invalid="ignore"):
         bad = ocean & ~(np.isfinite(areas) & (areas >= 0.0))
     if bad.any():

@@ -8,19 +8,20 @@ at a time from an iterator.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from carbon_biomes.core.classifier import MISSING_LABEL, BiomeClassifier, agreement
+from carbon_biomes.core.classifier import MISSING_LABEL, BiomeClassifier, Prediction, agreement
 from carbon_biomes.core.monthly_regression import MonthRegression
 from carbon_biomes.core.regression import box_lattice
 
-__all__ = ["TrackedBiomes", "reference_agreement", "track_months"]
+__all__ = ["TrackedBiomes", "predict_slopes", "reference_agreement", "track_months"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,15 @@ class TrackedBiomes:
         return np.stack([(area * (labels == k)).sum(axis=(1, 2)) for k in numbers], axis=1)
 
 
+def predict_slopes(
+    slopes: np.ndarray, classifier: BiomeClassifier, rescale: bool | None = None
+) -> Prediction | None:
+    """The classifier's prediction for the significant boxes of one month (None when none)."""
+    if len(slopes) == 0:
+        return None
+    return classifier.predict(slopes, rescale=rescale)
+
+
 def track_months(
     regressions: Iterable[MonthRegression],
     classifier: BiomeClassifier,
@@ -59,6 +69,7 @@ def track_months(
     dataset: str = "",
     n_months: int | None = None,
     rescale: bool | None = None,
+    mapper: Callable[..., Iterable[Prediction | None]] | None = None,
 ) -> TrackedBiomes:
     """Label the significant boxes of every month with the trained network.
 
@@ -79,6 +90,10 @@ def track_months(
     rescale
         Standardize each month with its own scaler (the paper); default: the classifier's
         ``rescale_per_month`` setting.
+    mapper
+        ``mapper(predict_slopes, slopes_of_each_month, classifier, rescale)`` yields the
+        predictions of the months in their order, computed elsewhere (e.g. on a Dask cluster,
+        see :mod:`carbon_biomes.workflow.parallel`); None (default): month by month here.
 
     Returns
     -------
@@ -95,9 +110,15 @@ def track_months(
     months: list[str] = []
     start = time.perf_counter()
     year_counts = {"boxes": 0, "ood": 0}
+    predictions = None
+    if mapper is not None:
+        regressions, ahead = itertools.tee(regressions)
+        slopes = (reg.kept.slopes for reg in ahead)
+        predictions = iter(mapper(predict_slopes, slopes, classifier, rescale))
     for t, reg in enumerate(regressions):
         months.append(reg.month)
         kept = reg.kept
+        prediction = None if predictions is None else next(predictions)
         if len(kept) == 0:
             logger.warning(
                 "%s %s: no box passed the regression and significance filter; the month's "
@@ -106,7 +127,8 @@ def track_months(
                 reg.month,
             )
         else:
-            prediction = classifier.predict(kept.slopes, rescale=rescale)
+            if prediction is None:  # serial
+                prediction = classifier.predict(kept.slopes, rescale=rescale)
             valid = prediction.valid
             ids = kept.box_id[valid]
             labels[t, ids] = prediction.labels[valid]

@@ -9,6 +9,7 @@ high-resolution fields are streamed, never loaded whole.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class DatasetFields:
     months: list[str] = field(default_factory=list)
     area_file: str | None = None
     calendar: str = "standard"
+    short_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def dataset(self) -> str:
@@ -136,7 +138,7 @@ class DatasetFields:
             coord = sst.coord(name)
             return None if coord.bounds is None else np.asarray(coord.bounds, dtype=np.float64)
 
-        return NativeGrid.build(
+        grid = NativeGrid.build(
             self.latitude,
             self.longitude,
             self.ocean_mask(0),
@@ -145,6 +147,14 @@ class DatasetFields:
             latitude_bounds=bounds("latitude"),
             longitude_bounds=bounds("longitude"),
         )
+        if grid.n_repeated:
+            logger.info(
+                "%s: %d ocean cells repeat the position of another cell (halo columns or a "
+                "north-fold row); each place is counted once in the regression and the areas",
+                self.dataset,
+                grid.n_repeated,
+            )
+        return grid
 
     def iter_months(
         self, names: Iterable[str] | None = None, indices: Iterable[int] | None = None
@@ -171,7 +181,8 @@ class DatasetFields:
                 data = {name: self.cubes[name][start : start + run].data for name in names}
                 for offset in range(run):
                     fields = {name: _analysis_array(data[name][offset]) for name in names}
-                    yield FieldMonth(label=self.months[start + offset], fields=fields)
+                    yield self._checked(FieldMonth(label=self.months[start + offset],
+                                                   fields=fields))  # fmt: skip
             position += run
 
     def _block_length(self, names: Sequence[str]) -> int:
@@ -191,7 +202,24 @@ class DatasetFields:
         fields = {}
         for name in names:
             fields[name] = _analysis_array(self.cubes[name][index].data)
-        return FieldMonth(label=self.months[index], fields=fields)
+        return self._checked(FieldMonth(label=self.months[index], fields=fields))
+
+    def _checked(self, month: FieldMonth) -> FieldMonth:
+        """Warn about a variable without any valid value in the month.
+
+        The month is skipped, not refused: the regression finds no box in it, so it has no
+        labels.
+        """
+        for name, values in month.fields.items():
+            if np.ma.count(values) == 0:
+                logger.warning(
+                    "%s: variable %s has no valid value in %s (all cells missing); that "
+                    "month gets no boxes and no labels",
+                    self.dataset,
+                    self.short_names.get(name, name),
+                    month.label,
+                )
+        return month
 
 
 def _analysis_array(data: Any) -> np.ma.MaskedArray:
@@ -199,11 +227,73 @@ def _analysis_array(data: Any) -> np.ma.MaskedArray:
     return np.ma.masked_invalid(np.ma.asarray(data, dtype=np.float64))
 
 
-def _load_cube(filename: str) -> iris.cube.Cube:
-    """Load one variable; the cell-measure reference to areacello is not needed (loaded apart)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Missing CF-netCDF measure variable")
-        return iris.load_cube(filename)
+def _load_variable(dataset: str, short_name: str, filename: str) -> iris.cube.Cube:
+    """Load the one variable of a preprocessed file; errors name the dataset and variable.
+
+    The cell-measure reference to areacello is not needed (areacello is loaded apart).
+    """
+    if not os.path.isfile(filename):
+        raise DiagnosticError(
+            f"{dataset}: the file {filename} of variable {short_name} does not exist"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Missing CF-netCDF measure variable")
+            cubes = iris.load(filename)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad input file
+        raise DiagnosticError(
+            f"{dataset}: cannot read the file {filename} of variable {short_name}: {exc}"
+        ) from exc
+    named = [cube for cube in cubes if cube.var_name == short_name]
+    if len(named) == 1:
+        return named[0]
+    found = ", ".join(sorted(str(cube.var_name) for cube in cubes)) or "no variable"
+    raise DiagnosticError(
+        f"{dataset}: required variable {short_name} is missing from its file {filename} "
+        f"(found: {found})"
+    )
+
+
+def _convert_units(dataset: str, short_name: str, cube: iris.cube.Cube, unit: str) -> None:
+    """Convert a cube to its analysis unit in place, saying so in the log."""
+    source = cube.units
+    if source == unit:
+        return
+    if source.is_unknown() or source.is_no_unit() or not source.is_convertible(unit):
+        raise DiagnosticError(
+            f"{dataset}: variable {short_name} has units '{source}', which cannot be "
+            f"converted to '{unit}'"
+        )
+    cube.convert_units(unit)
+    logger.info("%s: converted variable %s from '%s' to '%s'", dataset, short_name, source, unit)
+
+
+def _check_time_axis(dataset: str, short_name: str, cube: iris.cube.Cube) -> None:
+    """Refuse a time axis with a repeated month or a gap (months must follow each other)."""
+    times = cube.coord("time")
+    dates = times.units.num2date(times.points)
+    index = np.array([date.year * 12 + date.month - 1 for date in dates], dtype=np.int64)
+    if index.size == 0:
+        raise DiagnosticError(f"{dataset}: variable {short_name} has no time step")
+    labels = [month_label(date) for date in dates]
+    values, counts = np.unique(index, return_counts=True)
+    repeated = sorted({labels[i] for i in np.flatnonzero(np.isin(index, values[counts > 1]))})
+    problems = []
+    if repeated:
+        problems.append(f"repeated month(s) {', '.join(repeated)}")
+    if np.any(np.diff(index) <= 0) and not repeated:
+        problems.append("months out of order")
+    expected = np.arange(values.min(), values.max() + 1)
+    gaps = expected[~np.isin(expected, values)]
+    if gaps.size:
+        names = [f"{g // 12:04d}-{g % 12 + 1:02d}" for g in gaps]
+        shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+        problems.append(f"missing month(s) {shown}")
+    if problems:
+        raise DiagnosticError(
+            f"{dataset}: the time axis of variable {short_name} ({labels[0]} to {labels[-1]}) "
+            f"must have one step per month without gaps; found {'; '.join(problems)}"
+        )
 
 
 def _single(
@@ -277,19 +367,21 @@ def load_dataset_fields(
                 )
             continue
         name, unit, _ = ANALYSIS_UNITS[short_name]
-        cube = _load_cube(item["filename"])
+        cube = _load_variable(dataset, short_name, str(item["filename"]))
         if not cube.coords("time") or cube.coord_dims("time") != (0,):
             raise DiagnosticError(
                 f"{dataset}: variable {short_name} in {item['filename']} has no leading time "
                 "dimension"
             )
-        try:
-            cube.convert_units(unit)
-        except ValueError as exc:
+        missing = [axis for axis in ("latitude", "longitude") if not cube.coords(axis)]
+        if missing:
             raise DiagnosticError(
-                f"{dataset}: variable {short_name} has units '{cube.units}', which cannot be "
-                f"converted to '{unit}'"
-            ) from exc
+                f"{dataset}: variable {short_name} in {item['filename']} has no "
+                f"{' or '.join(missing)} coordinate; a curvilinear grid needs 2-D latitude and "
+                "longitude auxiliary coordinates (the data variable's 'coordinates' attribute)"
+            )
+        _check_time_axis(dataset, short_name, cube)
+        _convert_units(dataset, short_name, cube, unit)
         cubes[name] = cube
         files[name] = str(item["filename"])
 
@@ -333,8 +425,8 @@ def load_dataset_fields(
     area_file = None
     area_item = _single(dataset, metadata, "areacello")
     if area_item is not None:
-        area_cube = _load_cube(area_item["filename"])
-        area_cube.convert_units("m2")
+        area_cube = _load_variable(dataset, "areacello", str(area_item["filename"]))
+        _convert_units(dataset, "areacello", area_cube, "m2")
         if tuple(area_cube.shape) != shape:
             raise DiagnosticError(
                 f"{dataset}: the grid of areacello {tuple(area_cube.shape)} disagrees with that "
@@ -369,6 +461,7 @@ def load_dataset_fields(
         months=months,
         area_file=area_file,
         calendar=str(times.units.calendar or "standard"),
+        short_names={name: _short_name_of(name, carbon) for name in cubes},
     )
 
 

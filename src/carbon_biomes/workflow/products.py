@@ -173,9 +173,12 @@ PRODUCTS: dict[str, Product] = {
             "native_grid",
             "{alias}_native_grid.nc",
             "netcdf",
-            "Native model grid with cell areas and the box of every ocean cell; {what}.",
+            "Native model grid with cell areas, the box of every ocean cell and the cells that "
+            "repeat another cell's position (halo columns, north-fold row; counted once); "
+            "{what}.",
             title="Native grid and cell-to-box index of the box regression",
             statistics=("other",),
+            version=2,
         ),
         Product(
             "biomes",
@@ -956,6 +959,15 @@ def write_native_grid(
                      attributes={**extra, "flag_values": [0, 1], "flag_meanings": "land ocean"}),
             grid.ocean.astype(np.int8),
         )  # fmt: skip
+        unique = np.ones(grid.shape, dtype=bool) if grid.unique is None else grid.unique
+        file.write(
+            Variable("unique_cell", dims, np.int8,
+                     "cell is a place of its own (0: it repeats the position of another ocean "
+                     "cell, e.g. a halo column or the north-fold row, and is not counted)", "1",
+                     attributes={**extra, "flag_values": [0, 1],
+                                 "flag_meanings": "repeated_cell unique_cell"}),
+            unique.astype(np.int8),
+        )  # fmt: skip
         if grid.area is not None:
             file.write(
                 Variable("cell_area", dims, np.float64, "area of the grid cell", "m2",
@@ -990,6 +1002,7 @@ def read_native_grid(path: str | os.PathLike) -> tuple[DatasetIdentity, NativeGr
             area=None if area is None else np.ma.filled(area[:].astype(np.float64), np.nan),
             latitude_bounds=bounds(lat_name),
             longitude_bounds=bounds(lon_name),
+            unique=np.asarray(nc.variables["unique_cell"][:], dtype=bool),
         )
         return _identity(nc), grid
 
