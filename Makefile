@@ -17,7 +17,7 @@ PAPER_RECIPE := recipes/recipe_carbon_biomes_paper.yml
 PYTEST_ARGS ?=
 DEMO_ARGS   ?=
 
-.PHONY: help env browser demo paper sample-data test test-fast lint bench clean distclean
+.PHONY: help env browser demo paper sample-data test test-fast lint bench bench-paper clean distclean
 
 help:
 	@echo "make demo       set up .venv, generate sample data, run $(DEMO_RECIPE)"
@@ -26,6 +26,7 @@ help:
 	@echo "make test-fast  tests without the end-to-end esmvaltool run and slow network training"
 	@echo "make lint       ruff"
 	@echo "make bench      detection benchmarks (box regression, adaptive cut)"
+	@echo "make bench-paper  0.25° benchmark of every stage and of esmvaltool runs (slow)"
 	@echo "make clean      remove outputs; make distclean also removes .venv and sample data"
 
 env: $(STAMP)
@@ -73,8 +74,14 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(VENV_PY) benchmarks/bench_detection.py
 
+# 0.25° paper-scale benchmark: every stage per month, the per-box baseline and esmvaltool runs
+# of 2, 5 and 10 years (about 15 min and 3 GB of data in bench_output/)
+bench-paper: $(STAMP)
+	MPLBACKEND=Agg $(VENV_PY) benchmarks/bench_paper_scale.py --resolution 0.25 --years 2 5 10 \
+	    --out $(CURDIR)/bench_output/paper_scale
+
 clean:
-	rm -rf $(OUTPUT_DIR) $(CONFIG_DIR) .pytest_cache
+	rm -rf $(OUTPUT_DIR) $(CONFIG_DIR) .pytest_cache bench_output
 
 distclean: clean
 	rm -rf $(VENV) $(SAMPLE_DIR)
