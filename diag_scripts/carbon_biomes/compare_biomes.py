@@ -60,8 +60,8 @@ class CommonSet:
         return (np.asarray(features, dtype=float) - self.mean) / self.std
 
 
-def reference_set(settings: ComparisonScriptSettings, identity: DatasetIdentity,
-                  detected: products.DetectedBiomes, rcs: products.MonthlyRCs,
+def reference_set(identity: DatasetIdentity, detected: products.DetectedBiomes,
+                  rcs: products.MonthlyRCs,
                   folders: list[Path]) -> tuple[CommonSet, list[str]]:  # fmt: skip
     """The reference's biomes and classifier as the common set."""
     classifier, stem = products.read_classifier(identity, folders)
@@ -214,7 +214,7 @@ def main(cfg: dict[str, Any]) -> None:  # noqa: C901 - one pass over the compari
         # 1. the common set
         if settings.common_labels == "reference":
             common, classifier_files = reference_set(
-                settings, identities[reference], detected[reference], rcs[reference], folders
+                identities[reference], detected[reference], rcs[reference], folders
             )
             inputs += classifier_files
         else:

@@ -24,7 +24,12 @@ from carbon_biomes.core.detection import (
 from carbon_biomes.core.errors import DiagnosticError
 from carbon_biomes.figures import detection as figures
 from carbon_biomes.workflow import products, tables
-from carbon_biomes.workflow.diagnostic import ProvenanceLogger, ancestor_folders, run_diagnostic
+from carbon_biomes.workflow.diagnostic import (
+    DatasetFailures,
+    ProvenanceLogger,
+    ancestor_folders,
+    run_diagnostic,
+)
 from carbon_biomes.workflow.identity import DatasetIdentity
 from carbon_biomes.workflow.settings import DetectionScriptSettings
 
@@ -104,7 +109,7 @@ def main(cfg: dict[str, Any]) -> None:
     datasets = products.discover_products(PRODUCTS["monthly_rcs"], folders)
     metric_rows: list[list[Any]] = []
     ancestors: list[str] = []
-    failed: dict[str, str] = {}  # alias -> error of the datasets whose input is bad
+    failed = DatasetFailures()  # datasets whose input is bad
     with ProvenanceLogger(cfg["run_dir"]) as provenance:
         writer = products.ProductWriter(cfg, provenance, "detect_biomes.py")
         for number, (identity, rcs_file) in enumerate(datasets.items(), start=1):
@@ -117,15 +122,13 @@ def main(cfg: dict[str, Any]) -> None:
                 grid_file = products.find_product(PRODUCTS["native_grid"], identity, folders)
                 write_outputs(writer, identity, rcs, grid_file, result)
             except DiagnosticError as exc:  # bad input: go on with the other datasets
-                logger.error("%s: dataset failed, going on with the others: %s",
-                             identity.alias, exc)  # fmt: skip
-                failed[identity.alias] = str(exc)
+                failed.record(identity.alias, exc)
                 continue
             metric_rows += tables.metric_rows(
                 identity, tables.detection_metrics(result, partition_scores(result))
             )
             ancestors += [str(rcs_file)]
-        done = [identity.alias for identity in datasets if identity.alias not in failed]
+        done = failed.good(identity.alias for identity in datasets)
         if done:
             writer.write(
                 PRODUCTS["detection_metrics"],
@@ -134,11 +137,7 @@ def main(cfg: dict[str, Any]) -> None:
                 ancestors,
                 f"datasets {', '.join(done)}",
             )
-    if failed:
-        raise DiagnosticError(
-            f"{len(failed)} of {len(datasets)} datasets failed ({', '.join(failed)}); the "
-            "products of the others are complete. " + " ".join(failed.values())
-        )
+    failed.raise_if_any(len(datasets))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Any
 from carbon_biomes.core.errors import DiagnosticError
 from carbon_biomes.core.monthly_regression import regress_months
 from carbon_biomes.workflow import parallel, products, tables
-from carbon_biomes.workflow.diagnostic import ProvenanceLogger, run_diagnostic
+from carbon_biomes.workflow.diagnostic import DatasetFailures, ProvenanceLogger, run_diagnostic
 from carbon_biomes.workflow.identity import group_by_dataset
 from carbon_biomes.workflow.inputs import load_dataset_fields
 from carbon_biomes.workflow.settings import RegressionScriptSettings
@@ -31,7 +31,7 @@ def main(cfg: dict[str, Any]) -> None:
     datasets = group_by_dataset(cfg["input_data"].values())
     metric_rows: list[list[Any]] = []
     ancestors: list[str] = []
-    failed: dict[str, str] = {}  # alias -> error of the datasets whose input is bad
+    failed = DatasetFailures()  # datasets whose input is bad
     with ProvenanceLogger(cfg["run_dir"]) as provenance, parallel.month_pool(cfg) as pool:
         writer = products.ProductWriter(cfg, provenance, "regress_boxes.py")
         for number, (identity, metadata) in enumerate(datasets.items(), start=1):
@@ -76,11 +76,9 @@ def main(cfg: dict[str, Any]) -> None:
                 )
                 ancestors += fields.ancestors
             except DiagnosticError as exc:  # bad input: go on with the other datasets
-                logger.error("%s: dataset failed, going on with the others: %s",
-                             identity.alias, exc)  # fmt: skip
-                failed[identity.alias] = str(exc)
+                failed.record(identity.alias, exc)
                 continue
-        done = [identity.alias for identity in datasets if identity.alias not in failed]
+        done = failed.good(identity.alias for identity in datasets)
         if done:
             writer.write(
                 products.PRODUCTS["regression_metrics"],
@@ -89,11 +87,7 @@ def main(cfg: dict[str, Any]) -> None:
                 ancestors,
                 f"datasets {', '.join(done)}",
             )
-    if failed:
-        raise DiagnosticError(
-            f"{len(failed)} of {len(datasets)} datasets failed ({', '.join(failed)}); the "
-            "products of the others are complete. " + " ".join(failed.values())
-        )
+    failed.raise_if_any(len(datasets))
 
 
 if __name__ == "__main__":

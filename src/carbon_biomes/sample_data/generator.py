@@ -38,12 +38,11 @@ from carbon_biomes.sample_data.models import (
     DEFAULT_EXPERIMENTS,
     DEFAULT_MODELS,
     EXPERIMENTS,
-    FIRST_YEAR,
-    LAST_YEAR,
     MODELS,
     ExperimentSpec,
     ModelSpec,
     _Member,
+    check_years,
     parse_variant_label,
 )
 from carbon_biomes.sample_data.observations import DEFAULT_OBSERVATIONS, generate_observations
@@ -70,21 +69,6 @@ def _resolve_models(models: Iterable[str] | None) -> list[ModelSpec]:
         )
         raise ValueError(msg)
     return [MODELS[name] for name in names]
-
-
-def _check_years(years: tuple[int, int]) -> tuple[int, int]:
-    try:
-        first, last = (int(year) for year in years)
-    except (TypeError, ValueError):
-        msg = f"invalid years {years!r}: expected a pair (first, last) of integers"
-        raise ValueError(msg) from None
-    if first > last:
-        msg = f"invalid years {first}-{last}: the first year must not be after the last"
-        raise ValueError(msg)
-    if first < FIRST_YEAR or last > LAST_YEAR:
-        msg = f"invalid years {first}-{last}: years must lie within {FIRST_YEAR}-{LAST_YEAR}"
-        raise ValueError(msg)
-    return first, last
 
 
 def _iter_months(years: tuple[int, int]) -> Iterator[tuple[int, int]]:
@@ -326,7 +310,7 @@ def generate_sample_data(
     """
     specs = _resolve_models(models)
     if years is not None:
-        years = _check_years(years)
+        years = check_years(years)
     if resolution is not None:
         _check_resolution(float(resolution))
         for span in (180.0, 360.0):

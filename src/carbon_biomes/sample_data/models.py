@@ -24,6 +24,7 @@ __all__ = [
     "MODELS",
     "ExperimentSpec",
     "ModelSpec",
+    "check_years",
     "parse_variant_label",
 ]
 
@@ -299,3 +300,25 @@ class _Member:
     def label(self) -> str:
         """``<experiment_id> <variant_label>``, for messages."""
         return f"{self.experiment.experiment_id} {self.variant_label}"
+
+
+def check_years(years: tuple[int, int]) -> tuple[int, int]:
+    """A period ``(first, last)`` of integer years within :data:`FIRST_YEAR`-:data:`LAST_YEAR`.
+
+    Raises
+    ------
+    ValueError
+        For a period that is not a pair of integers, runs backwards or leaves that range.
+    """
+    try:
+        first, last = (int(year) for year in years)
+    except (TypeError, ValueError):
+        msg = f"invalid years {years!r}: expected a pair (first, last) of integers"
+        raise ValueError(msg) from None
+    if first > last:
+        msg = f"invalid years {first}-{last}: the first year must not be after the last"
+        raise ValueError(msg)
+    if first < FIRST_YEAR or last > LAST_YEAR:
+        msg = f"invalid years {first}-{last}: years must lie within {FIRST_YEAR}-{LAST_YEAR}"
+        raise ValueError(msg)
+    return first, last

@@ -73,7 +73,11 @@ from carbon_biomes.sample_data.grids import (
     _check_resolution,
     _n_cells,
 )
-from carbon_biomes.sample_data.models import EXPERIMENTS, FIRST_YEAR, LAST_YEAR, ModelSpec
+from carbon_biomes.sample_data.models import (
+    EXPERIMENTS,
+    ModelSpec,
+    check_years,
+)
 
 __all__ = [
     "DEFAULT_OBSERVATIONS",
@@ -557,21 +561,6 @@ def _attributes(
     }
 
 
-def _check_years(years: tuple[int, int]) -> tuple[int, int]:
-    try:
-        first, last = (int(year) for year in years)
-    except (TypeError, ValueError):
-        msg = f"invalid years {years!r}: expected a pair (first, last) of integers"
-        raise ValueError(msg) from None
-    if first > last:
-        msg = f"invalid years {first}-{last}: the first year must not be after the last"
-        raise ValueError(msg)
-    if first < FIRST_YEAR or last > LAST_YEAR:
-        msg = f"invalid years {first}-{last}: years must lie within {FIRST_YEAR}-{LAST_YEAR}"
-        raise ValueError(msg)
-    return first, last
-
-
 def _resolve_products(products: Iterable[str] | str | None) -> list[ObservationSpec]:
     if products is None:
         return [OBSERVATIONS[name] for name in DEFAULT_OBSERVATIONS]
@@ -624,7 +613,7 @@ def generate_observations(
         For unknown products, an invalid period, resolution or seed. Nothing is written then.
     """
     specs = _resolve_products(products)
-    years = _check_years(specs[0].default_years if years is None else years)
+    years = check_years(specs[0].default_years if years is None else years)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         msg = f"invalid seed {seed!r}: it must be a non-negative integer"
         raise ValueError(msg)

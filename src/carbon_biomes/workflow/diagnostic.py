@@ -179,3 +179,30 @@ def group_metadata(
 def ancestor_folders(cfg: dict[str, Any]) -> list[Path]:
     """Output folders (work_dir) of the ancestor diagnostic scripts listed in ``input_files``."""
     return [Path(path) for path in cfg.get("input_files", []) if Path(path).is_dir()]
+
+
+class DatasetFailures(dict):
+    """The datasets of a script whose input is bad (alias -> error message).
+
+    A script records a dataset's :class:`DiagnosticError` and goes on with the others; at the
+    end :meth:`raise_if_any` fails the script naming them, while the products of the good
+    datasets are complete.
+    """
+
+    def record(self, alias: str, error: Exception) -> None:
+        """Log and remember the failure of one dataset."""
+        logger.error("%s: dataset failed, going on with the others: %s", alias, error)
+        self[alias] = str(error)
+
+    def good(self, aliases: Iterable[str]) -> list[str]:
+        """The aliases that did not fail, in order."""
+        return [alias for alias in aliases if alias not in self]
+
+    def raise_if_any(self, n_datasets: int) -> None:
+        """Fail with the list of failed datasets, if any."""
+        if self:
+            raise DiagnosticError(
+                f"{len(self)} of {n_datasets} datasets failed ({', '.join(self)}); the "
+                "products of the others are complete. " + " ".join(self.values())
+            )
+
