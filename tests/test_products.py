@@ -224,3 +224,48 @@ def test_provenance_is_recorded_only_for_complete_files(computed, tmp_path):
     recorded = (tmp_path / "diagnostic_provenance.yml").read_text()
     assert "monthly_rcs" not in recorded
     assert not list(Path(cfg["work_dir"]).glob("*.nc"))
+
+
+def test_chunk_caches_are_bounded_when_products_are_written_and_read(computed, writer, tmp_path):
+    """netCDF's default cache keeps up to 1000 chunks (64 MiB) of every variable: a stream of
+    decades of months through a product of twenty variables would keep them all."""
+    from carbon_biomes.workflow.netcdf import CHUNK_CACHE_CHUNKS, NetcdfFile, Variable, open_netcdf
+
+    fields, settings, _, months, regressions, _ = computed
+    path = products.write_monthly_rcs(
+        writer, IDENTITY, iter(regressions), months, "standard", settings, with_ice=True,
+        ancestors=fields.ancestors, what="test",
+    )  # fmt: skip
+
+    def chunk_bytes(var):
+        return int(np.prod(var.chunking())) * var.dtype.itemsize
+
+    with netCDF4.Dataset(path) as plain:  # the library default, for comparison
+        assert plain.variables["rc_sst"].get_var_chunk_cache()[0] >= 2**24
+    with open_netcdf(path) as nc:
+        chunked = [v for v in nc.variables.values() if v.chunking() != "contiguous"]
+        assert {"rc_sst", "rc_dic", "rc_alk", "significant"} <= {v.name for v in chunked}
+        for var in chunked:
+            cache = var.get_var_chunk_cache()[0]
+            assert cache <= max(CHUNK_CACHE_CHUNKS * chunk_bytes(var), 2**16), var.name
+
+    with NetcdfFile(tmp_path / "cache.nc", {}) as file:
+        file.time_axis(months, "standard")
+        file.nc.createDimension("y", 300)
+        file.nc.createDimension("x", 400)
+        var = file.define(Variable("field", ("time", "y", "x"), np.float32, "a field", "1",
+                                   np.float32(1e20)))  # fmt: skip
+        assert var.chunking() == [1, 300, 400]
+        assert var.get_var_chunk_cache()[0] == CHUNK_CACHE_CHUNKS * 300 * 400 * 4
+
+
+def test_free_heap_memory_is_returned_between_months():
+    import sys
+
+    from carbon_biomes.workflow import memory
+
+    if sys.platform.startswith("linux"):
+        assert memory._malloc_trim() is not None  # glibc
+    blocks = [np.ones(2**17) for _ in range(64)]  # 64 MiB in 1 MiB arrays, then freed
+    del blocks
+    assert isinstance(memory.release_free_memory(), bool)

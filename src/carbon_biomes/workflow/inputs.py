@@ -22,6 +22,7 @@ import numpy as np
 from carbon_biomes.core.errors import DiagnosticError
 from carbon_biomes.core.monthly_regression import FieldMonth, NativeGrid
 from carbon_biomes.workflow.identity import DatasetIdentity
+from carbon_biomes.workflow.memory import release_free_memory
 
 __all__ = [
     "ANALYSIS_UNITS",
@@ -183,7 +184,10 @@ class DatasetFields:
                     fields = {name: _analysis_array(data[name][offset]) for name in names}
                     yield self._checked(FieldMonth(label=self.months[start + offset],
                                                    fields=fields))  # fmt: skip
+                    del fields
+                del data
             position += run
+            release_free_memory()  # the block's arrays are freed: memory stays flat (memory.py)
 
     def _block_length(self, names: Sequence[str]) -> int:
         """Months per read: the largest time chunk of the files, within the memory bound."""
