@@ -17,7 +17,7 @@ PAPER_RECIPE := recipes/recipe_carbon_biomes_paper.yml
 PYTEST_ARGS ?=
 DEMO_ARGS   ?=
 
-.PHONY: help env browser demo paper sample-data test test-fast lint bench bench-paper clean distclean
+.PHONY: help env browser demo paper sample-data test test-fast lint bench bench-paper bench-models clean distclean
 
 help:
 	@echo "make demo       set up .venv, generate sample data, run $(DEMO_RECIPE)"
@@ -27,6 +27,7 @@ help:
 	@echo "make lint       ruff"
 	@echo "make bench      detection benchmarks (box regression, adaptive cut)"
 	@echo "make bench-paper  0.25° benchmark of every stage and of esmvaltool runs (slow)"
+	@echo "make bench-models a dozen 1° datasets in one recipe (after bench-paper; slow)"
 	@echo "make clean      remove outputs; make distclean also removes .venv and sample data"
 
 env: $(STAMP)
@@ -75,10 +76,18 @@ bench: $(STAMP)
 	$(VENV_PY) benchmarks/bench_detection.py
 
 # 0.25° paper-scale benchmark: every stage per month, the per-box baseline and esmvaltool runs
-# of 2, 5 and 10 years (about 15 min and 3 GB of data in bench_output/)
+# of BENCH_YEARS years (2 5 10: about 15 min and 3 GB of data in bench_output/; 61 years adds
+# about 25 min, 4.4 GB of data and, while it runs, 12 GB of preprocessed files)
+BENCH_YEARS ?= 2 5 10
 bench-paper: $(STAMP)
-	MPLBACKEND=Agg $(VENV_PY) benchmarks/bench_paper_scale.py --resolution 0.25 --years 2 5 10 \
-	    --out $(CURDIR)/bench_output/paper_scale
+	MPLBACKEND=Agg $(VENV_PY) benchmarks/bench_paper_scale.py --resolution 0.25 \
+	    --years $(BENCH_YEARS) --esmvaltool-timeout 5400 --out $(CURDIR)/bench_output/paper_scale
+
+# a dozen 1° datasets in one recipe (every stage and both comparisons), 30 years each; added to
+# the table of bench-paper (run that first)
+bench-models: $(STAMP)
+	MPLBACKEND=Agg $(VENV_PY) benchmarks/bench_paper_scale.py --esmvaltool-only --resolution 1 \
+	    --models 12 --years 30 --esmvaltool-timeout 5400 --out $(CURDIR)/bench_output/paper_scale
 
 clean:
 	rm -rf $(OUTPUT_DIR) $(CONFIG_DIR) .pytest_cache bench_output

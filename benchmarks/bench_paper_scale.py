@@ -154,28 +154,43 @@ def month_labels(n_months: int) -> list[str]:
     return [f"{FIRST_YEAR + i // 12:04d}-{i % 12 + 1:02d}" for i in range(n_months)]
 
 
-def _paths(data_root: Path, years: tuple[int, int]) -> dict[str, Path]:
+def _paths(
+    data_root: Path, years: tuple[int, int], source_id: str = SOURCE_ID
+) -> dict[str, Path]:
     from carbon_biomes.sample_data.cmor import output_path
 
     names = ("tos", "spco2", "dissicos", "talkos", "areacello")
     return {
-        v: output_path(data_root, SOURCE_ID, v, years, experiment=EXPERIMENT, ensemble=ENSEMBLE)
+        v: output_path(data_root, source_id, v, years, experiment=EXPERIMENT, ensemble=ENSEMBLE)
         for v in names
     }
 
 
-def generate(data_root: Path, resolution: float, n_months: int) -> dict[str, Any]:
-    """Write the CMOR-like files month by month; returns timings."""
+def model_names(n_models: int) -> list[str]:
+    """Dataset names of a multi-model benchmark (one model: the package's SYNTH-ESM-A)."""
+    if n_models == 1:
+        return [SOURCE_ID]
+    return [f"BENCH-ESM-{k + 1:02d}" for k in range(n_models)]
+
+
+def generate(
+    data_root: Path, resolution: float, n_months: int, source_id: str = SOURCE_ID, seed: int = 0
+) -> dict[str, Any]:
+    """Write the CMOR-like files month by month; returns timings.
+
+    Datasets of a multi-model benchmark differ in their name and the seed of their noise.
+    """
     from carbon_biomes.sample_data import cmor
     from carbon_biomes.sample_data.models import _experiment, _Member
 
     t0 = time.perf_counter()
     spec, grid = _spec_and_grid(resolution)
-    fields = FastFields(grid)
+    spec = dataclasses.replace(spec, source_id=source_id)
+    fields = FastFields(grid, seed)
     t_setup = time.perf_counter() - t0
     n_years = -(-n_months // 12)
     years = (FIRST_YEAR, FIRST_YEAR + n_years - 1)
-    paths = _paths(data_root, years)
+    paths = _paths(data_root, years, source_id)
     member = _Member(_experiment(EXPERIMENT), ENSEMBLE)
     files = {}
     for short_name, path in paths.items():
@@ -621,35 +636,42 @@ def run_worker(stage: str, state: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # esmvaltool runs
 # ---------------------------------------------------------------------------------------------
-def write_recipe(out: Path, years: tuple[int, int]) -> Path:
-    """The demo recipe's regression, detection, tracking and analysis on the one dataset.
+def write_recipe(out: Path, years: tuple[int, int], models: list[str] | None = None) -> Path:
+    """The demo recipe's regression, detection, tracking and analysis on the dataset(s).
 
     Script settings are the demo's, except ``box_size`` (the paper's 2°), the reference month
-    (the first January) and the analysis ancestors (only the generated variables).
+    (the first January) and the analysis ancestors (only the generated variables). With more
+    than one dataset, the demo's two comparison scripts follow, with the first dataset as the
+    reference.
     """
     import yaml
 
+    models = models or [SOURCE_ID]
     demo = yaml.safe_load((REPO / "recipes" / "recipe_carbon_biomes_demo.yml").read_text())
     name, diag = next(iter(demo["diagnostics"].items()))
-    dataset = {
-        "project": "CMIP6", "dataset": SOURCE_ID, "institute": "SYNTH", "exp": EXPERIMENT,
+    datasets = [{
+        "project": "CMIP6", "dataset": model, "institute": "SYNTH", "exp": EXPERIMENT,
         "ensemble": ENSEMBLE, "grid": "gn", "timerange": f"{years[0]}/{years[1]}",
-        "alias": SOURCE_ID,
-    }  # fmt: skip
+        "alias": model,
+    } for model in models]  # fmt: skip
     mips = {"spco2": "Omon", "tos": "Omon", "dissicos": "Omon", "talkos": "Omon",
             "areacello": "Ofx"}  # fmt: skip
-    scripts = {k: dict(diag["scripts"][k]) for k in ("regression", "detection", "tracking",
-                                                       "analysis")}  # fmt: skip
+    stages = ["regression", "detection", "tracking", "analysis"]
+    if len(models) > 1:
+        stages += ["comparison", "comparison_pooled"]
+    scripts = {k: dict(diag["scripts"][k]) for k in stages}
     scripts["regression"]["box_size"] = BOX_SIZE
     scripts["detection"]["reference_months"] = [f"{years[0]}-01"]
     scripts["analysis"]["ancestors"] = ["regression", "tracking", *mips]
+    for key in stages[4:]:
+        scripts[key]["reference"] = models[0]
     recipe = {
         "documentation": {
             **demo["documentation"],
             "title": f"carbon-biomes paper-scale benchmark, {years[0]}-{years[1]}",
             "description": f"Benchmark on synthetic data ({CHEMISTRY_NOTE}).",
         },
-        "datasets": [dataset],
+        "datasets": datasets,
         "diagnostics": {
             name: {
                 **{k: v for k, v in diag.items() if k not in ("variables", "scripts")},
@@ -658,7 +680,8 @@ def write_recipe(out: Path, years: tuple[int, int]) -> Path:
             }
         },
     }
-    path = out / f"recipe_bench_{years[1] - years[0] + 1}y.yml"
+    tag = f"{len(models)}x_" if len(models) > 1 else ""
+    path = out / f"recipe_bench_{tag}{years[1] - years[0] + 1}y.yml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True))
     return path
 
@@ -687,19 +710,45 @@ def parse_run(run_dir: Path) -> dict[str, str]:
     return out
 
 
-def run_esmvaltool(out: Path, resolution: float, n_years: int, timeout: float) -> dict[str, Any]:
+def memory_trace(run_dir: Path, task: str, parts: int = 10) -> list[float]:
+    """Peak memory (GB) of a task in each tenth of its run (its ``resource_usage.txt``).
+
+    ESMValCore samples the task's process tree once a second; a memory that grows with the
+    months shows as rising numbers, a bounded one as a flat row.
+    """
+    usage = next(iter(sorted((run_dir / "run").glob(f"*/{task}/resource_usage.txt"))), None)
+    if usage is None:
+        return []
+    values = [float(r[4]) for r in (ln.split("\t") for ln in usage.read_text().splitlines()[1:])
+              if len(r) > 4]  # fmt: skip
+    if not values:
+        return []
+    edges = np.linspace(0, len(values), min(parts, len(values)) + 1).astype(int)
+    return [max(values[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def run_esmvaltool(
+    out: Path, resolution: float, n_years: int, timeout: float, n_models: int = 1
+) -> dict[str, Any]:
+    """Generate the data of ``n_models`` datasets and run the benchmark recipe on them."""
     from carbon_biomes.esmvalcore_config import write_config
 
-    data_root = out / f"data_{n_years}y"
+    tag = f"{n_models}x_{n_years}y" if n_models > 1 else f"{n_years}y"
+    data_root = out / f"data_{tag}"
     n_months = 12 * n_years
-    gen = generate(data_root, resolution, n_months)
+    models = model_names(n_models)
+    generate_s = 0.0
+    for seed, model in enumerate(models):
+        gen = generate(data_root, resolution, n_months, model, seed)
+        generate_s += gen["setup_s"] + n_months * (gen["fields_s_per_month"]
+                                                  + gen["write_s_per_month"])  # fmt: skip
     years = tuple(gen["years"])
-    recipe = write_recipe(out, years)  # type: ignore[arg-type]
-    config = write_config(out / f"config_{n_years}y", data_root, out / "esmvaltool_output")
+    recipe = write_recipe(out, years, models)  # type: ignore[arg-type]
+    config = write_config(out / f"config_{tag}", data_root, out / "esmvaltool_output")
     exe = Path(sys.executable).with_name("esmvaltool")
     env = {**os.environ, "ESMVALTOOL_CONFIG_DIR": str(config.parent), "MPLBACKEND": "Agg",
            "TF_CPP_MIN_LOG_LEVEL": "2"}  # fmt: skip
-    log_path = out / f"esmvaltool_{n_years}y.log"
+    log_path = out / f"esmvaltool_{tag}.log"
     t0 = time.perf_counter()
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen([str(exe), "run", str(recipe)], cwd=REPO, env=env,
@@ -714,9 +763,8 @@ def run_esmvaltool(out: Path, resolution: float, n_years: int, timeout: float) -
     wall = time.perf_counter() - t0
     runs = sorted((out / "esmvaltool_output").glob(f"{recipe.stem}_*"))
     memory = parse_run(runs[-1]) if runs else {}
-    return {"years": n_years, "rc": rc, "wall_s": wall, "memory": memory,
-            "generate_s": gen["setup_s"] + n_months * (gen["fields_s_per_month"]
-                                                      + gen["write_s_per_month"]),
+    return {"years": n_years, "models": n_models, "resolution": resolution, "rc": rc,
+            "wall_s": wall, "memory": memory, "generate_s": generate_s,
             "run_dir": str(runs[-1]) if runs else ""}  # fmt: skip
 
 
@@ -829,15 +877,77 @@ def table(res: dict[str, dict[str, Any]], cfg: dict[str, Any], esm: list[dict[st
               "leaves out ESMValCore's preprocessing, figures, trends and frequency maps (see "
               "the esmvaltool runs for those)."]  # fmt: skip
     if esm:
-        lines += ["", "## esmvaltool run (regression, detection, tracking, analysis)", "",
-                  "| years | data generation | return code | esmvaltool run wall time | "
-                  "peak memory per diagnostic (resource_usage.txt) |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += ["", "## esmvaltool run (regression, detection, tracking, analysis; with several "
+                  "datasets also both comparisons)", "",
+                  "| datasets | years | data generation | return code | esmvaltool run wall time "
+                  "| peak memory per diagnostic (resource_usage.txt) |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
         for e in esm:
             mem = ", ".join(f"{k}: {v}" for k, v in e["memory"].items()) or "not found in log"
-            lines.append(f"| {e['years']} | {e['generate_s']:.0f} s | {e['rc']} | "
+            what = f"{e.get('models', 1)} x {e.get('resolution', cfg['resolution']):g}°"
+            lines.append(f"| {what} | {e['years']} | {e['generate_s']:.0f} s | {e['rc']} | "
                          f"{e['wall_s'] / 60:.1f} min | {mem} |")
+        lines += ["", "Memory of each diagnostic during its run (GB; the peak of ESMValCore's "
+                  "once-a-second samples in each tenth of the task's run time): a memory that "
+                  "grows with the months would rise from left to right.", "",
+                  "| datasets | years | diagnostic | " + " | ".join(f"{10 * k}-{10 * k + 10} %"
+                                                             for k in range(10)) + " |",
+                  "|---|---|---|" + "---|" * 10]  # fmt: skip
+        for e in esm:
+            if not e.get("run_dir"):
+                continue
+            what = f"{e.get('models', 1)} x {e.get('resolution', cfg['resolution']):g}°"
+            for task in e["memory"]:
+                trace = memory_trace(Path(e["run_dir"]), task)
+                if trace:
+                    lines.append(f"| {what} | {e['years']} | {task} | "
+                                 + " | ".join(f"{v:.1f}" for v in trace) + " |")
+        lines += ["", *esmvaltool_targets(esm, cfg)]
     return "\n".join(lines) + "\n"
+
+
+def _peak_gb(entry: dict[str, Any]) -> float:
+    """Largest peak memory of one diagnostic in an esmvaltool run (GB)."""
+    peaks = [float(v.split()[0]) for k, v in entry["memory"].items() if k != "whole run"]
+    return max(peaks, default=float("nan"))
+
+
+def esmvaltool_targets(esm: list[dict[str, Any]], cfg: dict[str, Any]) -> list[str]:
+    """The targets as measured through ``esmvaltool run``."""
+    out = ["Against the targets, through `esmvaltool run`:", "",
+           "| target | measured | met |", "|---|---|---|"]  # fmt: skip
+    single = sorted((e for e in esm if e.get("models", 1) == 1 and e["rc"] == 0),
+                    key=lambda e: e["years"])  # fmt: skip
+    if single:
+        longest = single[-1]
+        minutes = longest["wall_s"] / 60
+        if longest["years"] >= 61:
+            measured = f"{minutes:.1f} min for {longest['years']} years (measured)"
+            ok = minutes <= 30
+        elif len(single) > 1:
+            first = single[0]
+            rate = (longest["wall_s"] - first["wall_s"]) / (longest["years"] - first["years"])
+            total = (longest["wall_s"] + rate * (61 - longest["years"])) / 60
+            measured = (f"{total:.1f} min, extrapolated from {first['years']}-{longest['years']} "
+                        f"years ({rate:.1f} s per year)")  # fmt: skip
+            ok = total <= 30
+        else:
+            measured, ok = f"{minutes:.1f} min for {longest['years']} years", False
+        out.append(f"| 61 years at {cfg['resolution']:g}° tracked end to end <= 30 min | "
+                   f"{measured} | {'yes' if ok else 'NO'} |")  # fmt: skip
+        peaks = [(e["years"], _peak_gb(e)) for e in single]
+        grows = peaks[-1][1] > peaks[0][1] + 0.3 if len(peaks) > 1 else False
+        text = ", ".join(f"{p:.1f} GB at {y} years" for y, p in peaks)
+        ok = all(p <= 4.0 for _, p in peaks) and not grows
+        out.append(f"| peak memory of a diagnostic <= 4 GB, not growing with the years | {text}"
+                   f" | {'yes' if ok else 'NO'} |")  # fmt: skip
+    multi = [e for e in esm if e.get("models", 1) > 1 and e["rc"] == 0]
+    for e in multi:
+        p = _peak_gb(e)
+        out.append(f"| {e['models']} datasets at {e.get('resolution', 1):g}° in one recipe "
+                   f"within 4 GB | {p:.1f} GB ({e['years']} years, {e['wall_s'] / 60:.1f} min) "
+                   f"| {'yes' if p <= 4.0 else 'NO'} |")  # fmt: skip
+    return out
 
 
 def targets(res: dict[str, dict[str, Any]]) -> list[str]:
@@ -882,6 +992,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predict-months", type=int, default=12,
                         help="months tracked (the regressed months, repeated)")
     parser.add_argument("--esmvaltool-timeout", type=float, default=900.0)
+    parser.add_argument("--models", type=int, nargs="+", default=[1],
+                        help="datasets in the recipe of the esmvaltool runs (each count is run "
+                             "for every --years)")
+    parser.add_argument("--esmvaltool-only", action="store_true",
+                        help="no per-stage timings: only the esmvaltool runs (their results are "
+                             "added to those already in OUT/state)")
     parser.add_argument("--worker", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--table-only", action="store_true",
@@ -895,15 +1011,20 @@ def main(argv: list[str] | None = None) -> int:
         cfg = json.loads((state / "config.json").read_text())
         res = {k: json.loads((state / f"result_{k}.json").read_text())
                for k in STAGES if (state / f"result_{k}.json").exists()}
-        esm = []
-        for n_years in args.years:
-            f = state / f"esmvaltool_{n_years}y.json"
-            if f.exists():
-                e = json.loads(f.read_text())
-                if e.get("run_dir"):
-                    e["memory"] = parse_run(Path(e["run_dir"]))
-                esm.append(e)
-        text = table(res, cfg, esm)
+        text = table(res, cfg, _stored_runs(state))
+        print(text)
+        args.results.write_text(text)
+        return 0
+    if args.esmvaltool_only:
+        state.mkdir(parents=True, exist_ok=True)
+        if not (state / "config.json").exists():
+            (state / "config.json").write_text(json.dumps({"resolution": args.resolution,
+                                                           "n_months": 0}))  # fmt: skip
+        cfg = json.loads((state / "config.json").read_text())
+        res = {k: json.loads((state / f"result_{k}.json").read_text())
+               for k in STAGES if (state / f"result_{k}.json").exists()}  # fmt: skip
+        _esmvaltool_runs(args, state)
+        text = table(res, cfg, _stored_runs(state))
         print(text)
         args.results.write_text(text)
         return 0
@@ -940,16 +1061,34 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{stage}: {results[stage]['stage_s']:.2f} s in the stage, "
               f"{time.perf_counter() - t0:.1f} s in the process, "
               f"peak RSS {results[stage]['peak_rss_mib']:.0f} MiB", flush=True)  # fmt: skip
-    esm = []
     if not args.skip_esmvaltool:
-        for n_years in args.years:
-            esm.append(run_esmvaltool(args.out, args.resolution, n_years, args.esmvaltool_timeout))
-            (state / f"esmvaltool_{n_years}y.json").write_text(json.dumps(esm[-1], default=str))
-            print(json.dumps(esm[-1], default=str), flush=True)
-    text = table(results, cfg, esm)
+        _esmvaltool_runs(args, state)
+    text = table(results, cfg, _stored_runs(state))
     print(text)
     args.results.write_text(text)
     return 0
+
+
+def _esmvaltool_runs(args: argparse.Namespace, state: Path) -> None:
+    """Run the benchmark recipe for every --models and --years; results to OUT/state."""
+    for n_models in args.models:
+        for n_years in args.years:
+            entry = run_esmvaltool(args.out, args.resolution, n_years, args.esmvaltool_timeout,
+                                   n_models)  # fmt: skip
+            tag = f"{n_models}x_{n_years}y" if n_models > 1 else f"{n_years}y"
+            (state / f"esmvaltool_{tag}.json").write_text(json.dumps(entry, default=str))
+            print(json.dumps(entry, default=str), flush=True)
+
+
+def _stored_runs(state: Path) -> list[dict[str, Any]]:
+    """Every esmvaltool run recorded in OUT/state, memory re-read from its run directory."""
+    runs = []
+    for f in state.glob("esmvaltool_*.json"):
+        entry = json.loads(f.read_text())
+        if entry.get("run_dir") and Path(entry["run_dir"]).exists():
+            entry["memory"] = parse_run(Path(entry["run_dir"]))
+        runs.append(entry)
+    return sorted(runs, key=lambda e: (e.get("models", 1), e.get("resolution", 0), e["years"]))
 
 
 if __name__ == "__main__":
