@@ -903,7 +903,30 @@ def table(res: dict[str, dict[str, Any]], cfg: dict[str, Any], esm: list[dict[st
                     lines.append(f"| {what} | {e['years']} | {task} | "
                                  + " | ".join(f"{v:.1f}" for v in trace) + " |")
         lines += ["", *esmvaltool_targets(esm, cfg)]
+        cells = [(e, valid_cells(Path(e["run_dir"]))) for e in esm if e.get("run_dir")]
+        cells = [(e, c) for e, c in cells if c]
+        if cells:
+            lines += ["", "Valid ocean cells per month in the regression (the rest fall outside "
+                      "the outlier filter, mostly fCO2 > 500 µatm as the synthetic fields warm "
+                      "and take up carbon; fewer cells cost less):", "",
+                      "| datasets | years | first month | last month | mean |",
+                      "|---|---|---|---|---|"]
+            for e, (first, last, mean) in cells:
+                what = f"{e.get('models', 1)} x {e.get('resolution', cfg['resolution']):g}°"
+                lines.append(f"| {what} | {e['years']} | {first:,} | {last:,} | {mean:,.0f} |")
     return "\n".join(lines) + "\n"
+
+
+def valid_cells(run_dir: Path) -> tuple[int, int, float] | None:
+    """Valid cells of the first and last month and their mean (first dataset of a run)."""
+    import netCDF4
+
+    files = sorted((run_dir / "work").glob("*/regression/*_monthly_rcs.nc"))
+    if not files:
+        return None
+    with netCDF4.Dataset(files[0]) as nc:
+        n = np.asarray(nc.variables["n_cells_valid"][:])
+    return int(n[0]), int(n[-1]), float(n.mean())
 
 
 def _peak_gb(entry: dict[str, Any]) -> float:
