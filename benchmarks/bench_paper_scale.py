@@ -636,13 +636,16 @@ def run_worker(stage: str, state: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # esmvaltool runs
 # ---------------------------------------------------------------------------------------------
-def write_recipe(out: Path, years: tuple[int, int], models: list[str] | None = None) -> Path:
+def write_recipe(
+    out: Path, years: tuple[int, int], models: list[str] | None = None, resolution: float = 0.25
+) -> Path:
     """The demo recipe's regression, detection, tracking and analysis on the dataset(s).
 
-    Script settings are the demo's, except ``box_size`` (the paper's 2°), the reference month
-    (the first January) and the analysis ancestors (only the generated variables). With more
-    than one dataset, the demo's two comparison scripts follow, with the first dataset as the
-    reference.
+    Script settings are the demo's, except ``box_size`` (the paper's 2° on grids of 0.5° or
+    finer; on coarser grids the demo's 4°, since a 2° box of a 1° grid holds only four cells),
+    the reference month (the first January) and the analysis ancestors (only the generated
+    variables). With more than one dataset, the demo's two comparison scripts follow, with the
+    first dataset as the reference.
     """
     import yaml
 
@@ -660,7 +663,8 @@ def write_recipe(out: Path, years: tuple[int, int], models: list[str] | None = N
     if len(models) > 1:
         stages += ["comparison", "comparison_pooled"]
     scripts = {k: dict(diag["scripts"][k]) for k in stages}
-    scripts["regression"]["box_size"] = BOX_SIZE
+    if resolution <= 0.5:
+        scripts["regression"]["box_size"] = BOX_SIZE
     scripts["detection"]["reference_months"] = [f"{years[0]}-01"]
     scripts["analysis"]["ancestors"] = ["regression", "tracking", *mips]
     for key in stages[4:]:
@@ -743,7 +747,7 @@ def run_esmvaltool(
         generate_s += gen["setup_s"] + n_months * (gen["fields_s_per_month"]
                                                   + gen["write_s_per_month"])  # fmt: skip
     years = tuple(gen["years"])
-    recipe = write_recipe(out, years, models)  # type: ignore[arg-type]
+    recipe = write_recipe(out, years, models, resolution)  # type: ignore[arg-type]
     config = write_config(out / f"config_{tag}", data_root, out / "esmvaltool_output")
     exe = Path(sys.executable).with_name("esmvaltool")
     env = {**os.environ, "ESMVALTOOL_CONFIG_DIR": str(config.parent), "MPLBACKEND": "Agg",
