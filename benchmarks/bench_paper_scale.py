@@ -5,7 +5,9 @@ Run from the repository root::
     MPLBACKEND=Agg .venv/bin/python benchmarks/bench_paper_scale.py \\
         --resolution 0.25 --years 1 --months 1 --out /tmp/bench_q025 --skip-esmvaltool
     MPLBACKEND=Agg .venv/bin/python benchmarks/bench_paper_scale.py \\
-        --resolution 0.25 --years 2 5 10 --out /tmp/bench_q025          # + esmvaltool runs
+        --resolution 0.25 --years 2 5 10 61 --out /tmp/bench_q025       # + esmvaltool runs
+    MPLBACKEND=Agg .venv/bin/python benchmarks/bench_paper_scale.py --esmvaltool-only \\
+        --resolution 1 --models 12 --years 30 --out /tmp/bench_q025      # + 12 datasets at 1°
 
 Not part of the test suite. What it does:
 
@@ -33,10 +35,12 @@ Not part of the test suite. What it does:
    includes it and the imports). The optional ``memory`` stage (``--stages memory``) streams
    ``--memory-months`` months through ``regress_months`` alone and into
    ``write_monthly_rcs`` and records the resident memory after every year.
-3. without ``--skip-esmvaltool``: for each ``--years N`` a benchmark recipe (the demo
-   recipe's regression, detection, tracking and analysis scripts on the one dataset) is
-   written into ``OUT`` and run with ``esmvaltool run``; the wall time and each diagnostic's
-   "Maximum memory used (estimate)" from ``run/main_log.txt`` are reported.
+3. without ``--skip-esmvaltool``: for each ``--models M`` and ``--years N`` a benchmark
+   recipe (the demo recipe's regression, detection, tracking and analysis scripts; with
+   several datasets also its two comparison scripts) is written into ``OUT`` and run with
+   ``esmvaltool run``; the wall time, each diagnostic's peak memory and its memory in each
+   tenth of its run (its ``resource_usage.txt``) and the valid cells per month are reported,
+   and the targets are judged from these runs.
 4. the table is printed (markdown) and written to ``benchmarks/paper_scale_results.md``.
 """
 
@@ -164,6 +168,16 @@ def _paths(
         v: output_path(data_root, source_id, v, years, experiment=EXPERIMENT, ensemble=ENSEMBLE)
         for v in names
     }
+
+
+def run_tag(n_models: int, n_years: int) -> str:
+    """File-name tag of an esmvaltool run: ``10y`` or ``12x_30y``."""
+    return f"{n_models}x_{n_years}y" if n_models > 1 else f"{n_years}y"
+
+
+def run_label(entry: dict[str, Any], cfg: dict[str, Any]) -> str:
+    """Table label of an esmvaltool run: ``1 x 0.25°``."""
+    return f"{entry.get('models', 1)} x {entry.get('resolution', cfg['resolution']):g}°"
 
 
 def model_names(n_models: int) -> list[str]:
@@ -684,8 +698,7 @@ def write_recipe(
             }
         },
     }
-    tag = f"{len(models)}x_" if len(models) > 1 else ""
-    path = out / f"recipe_bench_{tag}{years[1] - years[0] + 1}y.yml"
+    path = out / f"recipe_bench_{run_tag(len(models), years[1] - years[0] + 1)}.yml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True))
     return path
 
@@ -737,7 +750,7 @@ def run_esmvaltool(
     """Generate the data of ``n_models`` datasets and run the benchmark recipe on them."""
     from carbon_biomes.esmvalcore_config import write_config
 
-    tag = f"{n_models}x_{n_years}y" if n_models > 1 else f"{n_years}y"
+    tag = run_tag(n_models, n_years)
     data_root = out / f"data_{tag}"
     n_months = 12 * n_years
     models = model_names(n_models)
@@ -888,7 +901,7 @@ def table(res: dict[str, dict[str, Any]], cfg: dict[str, Any], esm: list[dict[st
                   "|---|---|---|---|---|---|"]  # fmt: skip
         for e in esm:
             mem = ", ".join(f"{k}: {v}" for k, v in e["memory"].items()) or "not found in log"
-            what = f"{e.get('models', 1)} x {e.get('resolution', cfg['resolution']):g}°"
+            what = run_label(e, cfg)
             lines.append(f"| {what} | {e['years']} | {e['generate_s']:.0f} s | {e['rc']} | "
                          f"{e['wall_s'] / 60:.1f} min | {mem} |")
         lines += ["", "Memory of each diagnostic during its run (GB; the peak of ESMValCore's "
@@ -900,7 +913,7 @@ def table(res: dict[str, dict[str, Any]], cfg: dict[str, Any], esm: list[dict[st
         for e in esm:
             if not e.get("run_dir"):
                 continue
-            what = f"{e.get('models', 1)} x {e.get('resolution', cfg['resolution']):g}°"
+            what = run_label(e, cfg)
             for task in e["memory"]:
                 trace = memory_trace(Path(e["run_dir"]), task)
                 if trace:
@@ -916,7 +929,7 @@ def table(res: dict[str, dict[str, Any]], cfg: dict[str, Any], esm: list[dict[st
                       "| datasets | years | first month | last month | mean |",
                       "|---|---|---|---|---|"]
             for e, (first, last, mean) in cells:
-                what = f"{e.get('models', 1)} x {e.get('resolution', cfg['resolution']):g}°"
+                what = run_label(e, cfg)
                 lines.append(f"| {what} | {e['years']} | {first:,} | {last:,} | {mean:,.0f} |")
     return "\n".join(lines) + "\n"
 
@@ -1102,8 +1115,8 @@ def _esmvaltool_runs(args: argparse.Namespace, state: Path) -> None:
         for n_years in args.years:
             entry = run_esmvaltool(args.out, args.resolution, n_years, args.esmvaltool_timeout,
                                    n_models)  # fmt: skip
-            tag = f"{n_models}x_{n_years}y" if n_models > 1 else f"{n_years}y"
-            (state / f"esmvaltool_{tag}.json").write_text(json.dumps(entry, default=str))
+            record = state / f"esmvaltool_{run_tag(n_models, n_years)}.json"
+            record.write_text(json.dumps(entry, default=str))
             print(json.dumps(entry, default=str), flush=True)
 
 
