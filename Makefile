@@ -77,7 +77,8 @@ bench: $(STAMP)
 
 # 0.25° paper-scale benchmark: every stage per month, the per-box baseline and esmvaltool runs
 # of BENCH_YEARS years (2 5 10: about 15 min and 3 GB of data in bench_output/; 61 years adds
-# about 20 min (5.5 of them generating data), 4.3 GB of data and, while it runs, 12 GB of preprocessed files)
+# about 20 min (5.5 of them generating data), 4.3 GB of data and, while it runs, 12 GB of
+# preprocessed files)
 BENCH_YEARS ?= 2 5 10
 bench-paper: $(STAMP)
 	MPLBACKEND=Agg $(VENV_PY) benchmarks/bench_paper_scale.py --resolution 0.25 \
